@@ -1,0 +1,110 @@
+"""CalibrationManager: collect statistics over batches and load amax into every quantizer."""
+import logging
+from itertools import islice
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.model import BaseModel, is_model_wrapper
+from torch import nn
+from tqdm import tqdm
+
+from .toggle import named_quantizers
+
+logger = logging.getLogger(__name__)
+
+ForwardFn = Callable[[nn.Module, Any], Any]
+
+
+def default_forward(model: nn.Module, batch) -> Any:
+    """Run one batch: MMEngine models through their data preprocessor in ``'tensor'`` mode,
+    others as ``model(batch)``, ``model(**batch)`` or ``model(*batch)``."""
+    if isinstance(model, BaseModel):
+        data = model.data_preprocessor(batch, False)
+        return model._run_forward(data, mode='tensor')
+    if isinstance(batch, dict):
+        return model(**batch)
+    if isinstance(batch, (list, tuple)):
+        return model(*batch)
+    return model(batch)
+
+
+class CalibrationManager:
+    """PTQ calibration of every enabled TensorQuantizer of a model.
+
+    Quantizers with a fixed amax (from their descriptor) are left alone. Under
+    ``torch.distributed`` each rank collects on its own batches, and :meth:`compute_amax` merges
+    the statistics (running max max-reduced, histograms summed) so every rank loads the same amax.
+
+    Args:
+        model (nn.Module): The quantized model (a DDP wrapper is unwrapped).
+        forward_fn (callable, optional): ``forward_fn(model, batch)``; defaults to
+            :func:`default_forward`.
+        progress (bool): Show a progress bar. Defaults to True.
+    """
+
+    def __init__(self, model: nn.Module, forward_fn: Optional[ForwardFn] = None,
+                 progress: bool = True):
+        self.model = model.module if is_model_wrapper(model) else model
+        self.forward_fn = forward_fn or default_forward
+        self.progress = progress
+        self.quantizers = {
+            name: q for name, q in named_quantizers(self.model)
+            if q.is_enabled and q.quant_desc.amax is None
+        }
+        if not self.quantizers:
+            raise ValueError(f'{type(self.model).__name__} has no enabled quantizer to calibrate; '
+                             'run quantize_model (or a QuantRecipe) first')
+
+    @torch.no_grad()
+    def collect(self, data: Iterable, num_batches: int) -> int:
+        """Feed up to ``num_batches`` batches of ``data`` through the model in calibration mode.
+
+        Returns:
+            int: Batches actually seen.
+        """
+        if not isinstance(num_batches, int) or num_batches <= 0:
+            raise ValueError(f'calibration needs at least one batch, got num_batches={num_batches}')
+        was_training = self.model.training
+        self.model.eval()
+        for quantizer in self.quantizers.values():
+            quantizer.calibrator.reset()
+            quantizer.disable_quant()
+            quantizer.enable_calib()
+        seen = 0
+        try:
+            batches = islice(data, num_batches)
+            for batch in tqdm(batches, total=num_batches, desc='Calibrating',
+                              disable=not self.progress):
+                self.forward_fn(self.model, batch)
+                seen += 1
+        finally:
+            for quantizer in self.quantizers.values():
+                quantizer.disable_calib()
+                quantizer.enable_quant()
+            self.model.train(was_training)
+        if seen == 0:
+            raise ValueError('calibration saw 0 batches: the calibration data is empty')
+        logger.info('collected calibration statistics over %d batches', seen)
+        return seen
+
+    def compute_amax(self, method: str = 'mse', strict: bool = True, **kwargs):
+        """Load amax into every quantizer: histogram quantizers by ``method``, max ones by max.
+
+        Args:
+            method (str): 'max', 'percentile', 'mse' or 'entropy'.
+            strict (bool): Raise (naming the quantizer) when one saw no data.
+            **kwargs: Passed to the reduction (``percentile=99.99``, ``start_bin=128``).
+        """
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        for name, quantizer in tqdm(self.quantizers.items(), desc=f'amax ({method})',
+                                    disable=not self.progress):
+            if distributed:
+                quantizer.calibrator.sync()
+            quantizer.load_calib_amax(method, strict=strict, **kwargs)
+
+    def calibrate(self, data: Iterable, num_batches: int, method: str = 'mse', **kwargs) -> int:
+        """:meth:`collect` then :meth:`compute_amax`; returns the batches seen."""
+        seen = self.collect(data, num_batches)
+        self.compute_amax(method, **kwargs)
+        return seen

@@ -1,0 +1,115 @@
+"""Saving and loading quantized checkpoints, with ``torch.load(weights_only=True)`` only.
+
+A quantized checkpoint is MMEngine's layout, ``{'meta': {'quantization': recipe dict, ...},
+'state_dict': ...}``, so MMEngine's runners and ``load_checkpoint`` read it too.
+
+torch >= 2.6 loads with ``weights_only=True``; MMEngine's training checkpoints also hold its message
+hub (HistoryBuffer objects and numpy values). :func:`allow_mmengine_checkpoint_globals` allow-lists
+exactly those classes, here and nowhere else, instead of turning ``weights_only`` off (which would
+let a malicious checkpoint run code).
+"""
+import os
+from typing import Optional
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from torch import nn
+
+from .recipe import QuantRecipe
+from .tensor_quantizer import TensorQuantizer
+
+#: The classes MMEngine 0.10 training checkpoints need beyond tensors and plain containers.
+MMENGINE_CHECKPOINT_GLOBALS = [
+    HistoryBuffer,
+    np.ndarray,
+    np.dtype,
+    np.core.multiarray._reconstruct,
+    np.core.multiarray.scalar,
+    *{type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'bool')},
+]
+
+
+def allow_mmengine_checkpoint_globals():
+    """Let ``torch.load(weights_only=True)`` read MMEngine checkpoints (idempotent)."""
+    torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
+
+
+def load_checkpoint_file(path: str, map_location='cpu') -> dict:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # corrupt file, or a class outside the allow-list
+        raise ValueError(f'cannot load checkpoint {path}: {type(err).__name__}: '
+                         f'{str(err).splitlines()[0]}') from err
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a dict')
+    return checkpoint
+
+
+def _state_dict_of(checkpoint: dict) -> dict:
+    return checkpoint.get('state_dict', checkpoint)
+
+
+def is_quantized_state_dict(state_dict: dict) -> bool:
+    return any(key.endswith('_quantizer.amax') for key in state_dict)
+
+
+def has_quantizers(model: nn.Module) -> bool:
+    return any(isinstance(m, TensorQuantizer) for m in model.modules())
+
+
+def _listing(keys) -> str:
+    keys = sorted(keys)
+    return ', '.join(keys[:8]) + (f' ... ({len(keys)} in all)' if len(keys) > 8 else '')
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str):
+    """Load with ``strict=True``; a mismatch names the missing and unexpected keys.
+
+    A float checkpoint into a quantized model, and the reverse, get their own message.
+    """
+    if has_quantizers(model) and not is_quantized_state_dict(state_dict):
+        raise ValueError(f'{source} is a float checkpoint (no quantizer amax) but the model is '
+                         'quantized: load it into the float model, then run PTQ or QAT')
+    if not has_quantizers(model) and is_quantized_state_dict(state_dict):
+        raise ValueError(f'{source} is a quantized checkpoint but the model is float: load it with '
+                         'load_quantized_checkpoint, which rebuilds the quantized structure first')
+    model_keys = set(model.state_dict())
+    missing, unexpected = model_keys - set(state_dict), set(state_dict) - model_keys
+    if missing or unexpected:
+        raise KeyError(f'{source} does not fit {type(model).__name__}: missing keys [{_listing(missing)}]'
+                       f'; unexpected keys [{_listing(unexpected)}]')
+    model.load_state_dict(state_dict, strict=True)
+
+
+def save_quantized_checkpoint(model: nn.Module, path: str, recipe: QuantRecipe,
+                              meta: Optional[dict] = None):
+    """Save ``model`` (quantized with ``recipe``) atomically: written to ``path.tmp``, then
+    renamed."""
+    state_dict = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                  for k, v in model.state_dict().items()}
+    checkpoint = {'meta': {**(meta or {}), 'quantization': recipe.to_dict()},
+                  'state_dict': state_dict}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp_path = f'{path}.tmp'
+    torch.save(checkpoint, tmp_path)
+    os.replace(tmp_path, path)
+
+
+def load_quantized_checkpoint(model: nn.Module, path: str, map_location='cpu') -> QuantRecipe:
+    """Rebuild the quantized structure on a float ``model`` from the checkpoint's recipe, then
+    load its state_dict strictly. Returns the recipe."""
+    checkpoint = load_checkpoint_file(path, map_location)
+    recipe_dict = checkpoint.get('meta', {}).get('quantization')
+    if recipe_dict is None:
+        raise ValueError(f'{path} holds no quantization recipe (meta.quantization): it is a float '
+                         'checkpoint; quantize the model with PTQ or QAT first')
+    if has_quantizers(model):
+        raise ValueError(f'cannot load {path}: the model is already quantized; pass the float model')
+    recipe = QuantRecipe.from_dict(recipe_dict)
+    recipe.apply(model)
+    load_state_dict_strict(model, _state_dict_of(checkpoint), path)
+    return recipe

@@ -1,0 +1,3 @@
+from .qat_hook import QATHook
+
+__all__ = ['QATHook']

@@ -1,0 +1,148 @@
+"""QATHook: quantization-aware training in any MMEngine training config.
+
+``custom_hooks = [dict(type='QATHook', calib_batches=300, calib_method='mse')]``
+
+Order of events in ``Runner.train``:
+1. ``after_load_checkpoint`` (during ``load_from`` / ``--resume``): a quantized checkpoint gets its
+   quantized structure rebuilt (from the recipe in its metadata) before its weights and amax load.
+2. ``before_train``: a still-float model (fresh start, or a float ``load_from``) is quantized with
+   the hook's recipe (replace, fold BN, fuse ReLU, skip layers) and calibrated on
+   ``calib_batches`` training batches. A model whose quantizers all hold amax is not calibrated.
+3. Every epoch: BN statistics freeze from ``freeze_bn_epoch`` (when BN is not folded); quantizer
+   ranges follow the data (EMA for activations, current max for weights) until
+   ``freeze_quantizer_epoch``, then stay fixed. With ``freeze_quantizer_epoch=None`` the ranges
+   are fixed after calibration, as in CUDA-CenterPoint.
+4. ``before_save_checkpoint``: the recipe goes to ``meta['quantization']``; amax buffers are in
+   the state_dict, so ``--resume`` continues exactly.
+
+Parameter objects survive every pass, so the optimizer the runner built on the float model
+keeps training the same tensors. A DDP wrapper is rebuilt around the changed module.
+"""
+import logging
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from torch import nn
+
+from ..calibration import CalibrationManager
+from ..checkpoint import has_quantizers, is_quantized_state_dict
+from ..recipe import QuantRecipe
+from ..toggle import named_quantizers
+
+
+@HOOKS.register_module()
+class QATHook(Hook):
+    """Insert quantizers, calibrate, then train with fake quantization.
+
+    Args:
+        recipe (dict, optional): :class:`QuantRecipe` fields (include/exclude patterns,
+            descriptors, ``fold_bn``, ``bn_pairs``, ``fuse_relu``, ``skip_layers``).
+        calib_batches (int): Training batches for the initial calibration. Defaults to 100.
+        calib_method (str): amax method for histogram quantizers. Defaults to 'mse'.
+        calib_kwargs (dict, optional): Passed to the amax reduction (e.g. ``percentile``).
+        freeze_bn_epoch (int, optional): From this epoch on, BN layers run in eval mode (only
+            matters with ``fold_bn=False``). Defaults to None (never).
+        freeze_quantizer_epoch (int, optional): Ranges track the data until this epoch.
+            Defaults to None (fixed after calibration).
+        amax_momentum (float): EMA factor of activation range tracking. Defaults to 0.01.
+    """
+
+    priority = 'HIGH'
+
+    def __init__(self, recipe: Optional[dict] = None, calib_batches: int = 100,
+                 calib_method: str = 'mse', calib_kwargs: Optional[dict] = None,
+                 freeze_bn_epoch: Optional[int] = None,
+                 freeze_quantizer_epoch: Optional[int] = None, amax_momentum: float = 0.01):
+        if not isinstance(calib_batches, int) or calib_batches <= 0:
+            raise ValueError(f'QATHook: calib_batches must be a positive int, got {calib_batches!r}')
+        if not 0 < amax_momentum <= 1:
+            raise ValueError(f'QATHook: amax_momentum must be in (0, 1], got {amax_momentum}')
+        self.recipe = QuantRecipe(**(recipe or {}))
+        self.calib_batches = calib_batches
+        self.calib_method = calib_method
+        self.calib_kwargs = dict(calib_kwargs or {})
+        self.freeze_bn_epoch = freeze_bn_epoch
+        self.freeze_quantizer_epoch = freeze_quantizer_epoch
+        self.amax_momentum = amax_momentum
+        self._bn_frozen = False
+
+    @staticmethod
+    def _model(runner) -> nn.Module:
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+    def _quantize(self, runner, recipe: QuantRecipe):
+        model = self._model(runner)
+        counts = recipe.apply(model)
+        self.recipe = recipe
+        runner.logger.info(f'QATHook: quantized the model: {counts}')
+        self._add_new_params_to_optimizer(runner, model)
+        if is_model_wrapper(runner.model):
+            runner.model = runner.wrap_model(runner.cfg.get('model_wrapper_cfg'), model)
+            runner.logger.info('QATHook: rebuilt the model wrapper around the quantized model')
+
+    @staticmethod
+    def _add_new_params_to_optimizer(runner, model: nn.Module):
+        """Parameters created by a pass (only a non-affine BN's folded bias) join the optimizer."""
+        optim_wrapper = getattr(runner, 'optim_wrapper', None)
+        optimizer = getattr(optim_wrapper, 'optimizer', None)
+        if optimizer is None:
+            return
+        known = {id(p) for group in optimizer.param_groups for p in group['params']}
+        new_params = [p for p in model.parameters() if id(p) not in known]
+        if new_params:
+            optimizer.add_param_group({'params': new_params})
+            runner.logger.warning(f'QATHook: {len(new_params)} parameters created by BN folding '
+                                  'were added to the optimizer as a new param group')
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        if not is_quantized_state_dict(state_dict) or has_quantizers(self._model(runner)):
+            return
+        recipe_dict = checkpoint.get('meta', {}).get('quantization')
+        if recipe_dict is None:
+            runner.logger.warning('QATHook: the checkpoint holds quantizer state but no recipe in '
+                                  "meta['quantization']; rebuilding with the hook's recipe")
+        self._quantize(runner, QuantRecipe.from_dict(recipe_dict) if recipe_dict else self.recipe)
+
+    def before_train(self, runner) -> None:
+        if not has_quantizers(self._model(runner)):
+            self._quantize(runner, self.recipe)
+        model = self._model(runner)
+        uncalibrated = [name for name, q in named_quantizers(model) if q.is_enabled and not q.has_amax]
+        if not uncalibrated:
+            runner.logger.info('QATHook: every quantizer holds amax from the checkpoint; '
+                               'no calibration')
+            return
+        runner.logger.info(f'QATHook: calibrating {len(uncalibrated)} quantizers on '
+                           f'{self.calib_batches} training batches ({self.calib_method})')
+        CalibrationManager(model).calibrate(runner.train_dataloader, self.calib_batches,
+                                            self.calib_method, **self.calib_kwargs)
+
+    def before_train_epoch(self, runner) -> None:
+        epoch = runner.epoch
+        self._bn_frozen = self.freeze_bn_epoch is not None and epoch >= self.freeze_bn_epoch
+        tracking = self.freeze_quantizer_epoch is not None and epoch < self.freeze_quantizer_epoch
+        for _, quantizer in named_quantizers(self._model(runner)):
+            if not tracking:
+                quantizer.amax_momentum = None
+            elif quantizer.quant_desc.axis is None and 'weight' not in quantizer.name.rpartition('.')[2]:
+                quantizer.amax_momentum = self.amax_momentum
+            else:
+                quantizer.amax_momentum = 1.0  # weights: the current max
+        if self.freeze_quantizer_epoch is not None and epoch == self.freeze_quantizer_epoch:
+            runner.logger.info(f'QATHook: quantizer ranges frozen from epoch {epoch}')
+        if self._bn_frozen and epoch == self.freeze_bn_epoch:
+            runner.logger.info(f'QATHook: BatchNorm statistics frozen from epoch {epoch}')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if not self._bn_frozen:
+            return
+        for module in self._model(runner).modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if has_quantizers(self._model(runner)):
+            checkpoint.setdefault('meta', {})['quantization'] = self.recipe.to_dict()

@@ -1,0 +1,7 @@
+"""Quantized modules, registered in MMEngine's ``MODELS`` registry under their class names."""
+from .elementwise import Add, Concat, QuantAdd, QuantConcat
+from .quant_conv import QuantConv2d, QuantConvTranspose2d
+from .quant_linear import QuantLinear
+
+__all__ = ['QuantConv2d', 'QuantConvTranspose2d', 'QuantLinear', 'QuantAdd', 'QuantConcat', 'Add',
+           'Concat']

@@ -1,0 +1,76 @@
+"""Multi-input ops whose inputs share one quantizer, so TensorRT keeps INT8 through them.
+
+Model code that writes ``a + b`` or ``torch.cat(xs, 1)`` uses the float modules :class:`Add` and
+:class:`Concat` instead (``self.add = Add()``, ``out = self.add(a, b)``); the replacement pass turns
+them into :class:`QuantAdd` / :class:`QuantConcat`, exactly as it turns Conv2d into QuantConv2d.
+"""
+from typing import Optional, Sequence, Union
+
+import torch
+from mmengine.registry import MODELS
+from torch import nn
+
+from ..descriptor import QUANT_DESC_8BIT_PER_TENSOR, QuantDescriptor
+from ..tensor_quantizer import TensorQuantizer
+
+
+@MODELS.register_module()
+class Add(nn.Module):
+    """Float ``a + b`` as a module, so the replacement pass can find it."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+@MODELS.register_module()
+class Concat(nn.Module):
+    """Float ``torch.cat(tensors, dim)`` as a module, so the replacement pass can find it."""
+
+    def __init__(self, dim: int = 1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(list(tensors), self.dim)
+
+
+class _SharedInputQuantizer:
+    """Builds the one ``input_quantizer`` used by every input (a per-tensor descriptor)."""
+
+    def init_quantizers(self, quant_desc_input: Optional[Union[QuantDescriptor, dict]] = None,
+                        quant_desc_weight=None):
+        self.input_quantizer = TensorQuantizer(quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR,
+                                               name='input_quantizer')
+        if self.input_quantizer.quant_desc.axis is not None:
+            raise ValueError(f'{type(self).__name__}: a shared input quantizer must be per tensor')
+
+    @classmethod
+    def from_float(cls, float_module: nn.Module, quant_desc_input=None, quant_desc_weight=None):
+        quant_module = cls(**({'dim': float_module.dim} if hasattr(float_module, 'dim') else {}),
+                           quant_desc_input=quant_desc_input)
+        return quant_module
+
+
+@MODELS.register_module()
+class QuantAdd(_SharedInputQuantizer, nn.Module):
+    """``q(a) + q(b)`` with one quantizer for both inputs (TensorRT fuses such residual adds)."""
+
+    def __init__(self, quant_desc_input=None):
+        super().__init__()
+        self.init_quantizers(quant_desc_input)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.input_quantizer(a) + self.input_quantizer(b)
+
+
+@MODELS.register_module()
+class QuantConcat(_SharedInputQuantizer, nn.Module):
+    """``cat([q(x) for x in tensors], dim)`` with one quantizer (one scale) for every input."""
+
+    def __init__(self, dim: int = 1, quant_desc_input=None):
+        super().__init__()
+        self.dim = dim
+        self.init_quantizers(quant_desc_input)
+
+    def forward(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self.input_quantizer(x) for x in tensors], self.dim)

@@ -1,0 +1,65 @@
+"""Pure functions of symmetric fake quantization; the scale formula lives here.
+
+``scale = amax / q_max`` (127 for INT8), zero-point 0, and
+``x_fq = clamp(round(x / scale), q_min, q_max) * scale``.
+The gradient is the straight-through estimator of torch's fake-quant kernels: 1 inside
+``[q_min * scale, q_max * scale]`` and 0 outside.
+"""
+from typing import Optional
+
+import torch
+
+#: amax at or below this is a dead channel (all its values are ~0). Its scale is computed from
+#: an amax of 1.0 instead, so the scale is never 0 and its values still quantize to 0.
+DEAD_AMAX = 1e-12
+
+
+def scale_from_amax(amax: torch.Tensor, quant_max: int) -> torch.Tensor:
+    """Quantization step from amax.
+
+    Args:
+        amax (Tensor): () per tensor or (C,) per channel; in input units, >= 0.
+        quant_max (int): Largest integer of the grid (127 for signed INT8).
+
+    Returns:
+        Tensor: float32 scale of amax's shape, always > 0.
+    """
+    amax = amax.detach().float()
+    safe_amax = torch.where(amax > DEAD_AMAX, amax, torch.ones_like(amax))
+    return safe_amax / quant_max
+
+
+def fake_quant(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
+               axis: Optional[int], quant_min: int, quant_max: int) -> torch.Tensor:
+    """Quantize and dequantize ``x`` (straight-through gradient).
+
+    Args:
+        x (Tensor): Any shape; float16/bfloat16 inputs are computed in float32 and cast back.
+        scale (Tensor): () per tensor, or (x.shape[axis],) per channel.
+        zero_point (Tensor): int32, same shape as scale (zeros for symmetric quantization).
+        axis (int, optional): Channel axis, None for per tensor.
+        quant_min (int): Smallest integer of the grid.
+        quant_max (int): Largest integer of the grid.
+
+    Returns:
+        Tensor: ``clamp(round(x / scale), quant_min, quant_max) * scale`` in x's dtype.
+    """
+    in_dtype = x.dtype
+    if in_dtype != torch.float32:
+        x = x.float()
+    if axis is None:
+        out = torch.fake_quantize_per_tensor_affine(x, scale, zero_point, quant_min, quant_max)
+    else:
+        out = torch.fake_quantize_per_channel_affine(x, scale, zero_point, axis % x.dim(),
+                                                     quant_min, quant_max)
+    return out if in_dtype == torch.float32 else out.to(in_dtype)
+
+
+def reduce_amax(x: torch.Tensor, axis: Optional[int]) -> torch.Tensor:
+    """Absolute maximum of ``x``: () per tensor, (x.shape[axis],) per channel."""
+    x = x.detach()
+    if axis is None:
+        return x.abs().amax().float()
+    axis = axis % x.dim()
+    reduce_dims = [d for d in range(x.dim()) if d != axis]
+    return x.abs().amax(dim=reduce_dims).float() if reduce_dims else x.abs().float()

@@ -1,0 +1,183 @@
+"""TensorQuantizer: the nn.Module that calibrates and fake-quantizes one tensor."""
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .calib import HistogramCalibrator, MaxCalibrator
+from .descriptor import QUANT_DESC_8BIT_PER_TENSOR, QuantDescriptor, as_descriptor
+from .tensor_quant import fake_quant, reduce_amax, scale_from_amax
+
+
+class TensorQuantizer(nn.Module):
+    """Fake-quantizes a tensor with symmetric INT8 (or ``num_bits``) quantization.
+
+    State that must survive ``state_dict``, ``.to()`` and export is registered in ``__init__``:
+    ``amax`` (persistent buffer; (0,) until calibrated, then () per tensor or (C,) per channel, in
+    input units), ``scale`` and ``zero_point`` (non-persistent buffers derived from amax, the
+    constants of exported Q/DQ nodes) and the enable flag (in ``_extra_state``).
+
+    Modes, as in pytorch-quantization: ``enable_calib()`` feeds every forward input to the
+    calibrator; ``enable_quant()`` fake-quantizes it; ``disable()`` makes the quantizer an
+    identity. During ONNX export the lower bound becomes ``-2**(b-1)`` (-128), the only signed
+    range ONNX's QuantizeLinear has; inputs inside ±amax give the same result.
+
+    Args:
+        quant_desc (QuantDescriptor | dict): Settings. Defaults to INT8 per tensor, histogram.
+        num_channels (int, optional): Channels of a per-channel quantizer whose descriptor holds
+            a fixed amax. Defaults to None.
+        name (str): Shown in error messages; passes set it to the module path.
+    """
+
+    def __init__(self, quant_desc: Union[QuantDescriptor, dict] = QUANT_DESC_8BIT_PER_TENSOR,
+                 num_channels: Optional[int] = None, name: str = 'TensorQuantizer'):
+        super().__init__()
+        self.quant_desc = as_descriptor(quant_desc)
+        self.name = name
+        self._enabled = True
+        self._if_quant = True
+        self._if_calib = False
+        self.amax_momentum: Optional[float] = None  # set while QAT tracks ranges
+        desc = self.quant_desc
+        if desc.calib_method == 'max':
+            self._calibrator = MaxCalibrator(axis=desc.axis)
+        else:
+            self._calibrator = HistogramCalibrator(desc.num_bins, desc.num_bits, desc.unsigned)
+        self.register_buffer('amax', torch.empty(0))
+        self.register_buffer('scale', torch.ones(()), persistent=False)
+        self.register_buffer('zero_point', torch.zeros((), dtype=torch.int32), persistent=False)
+        if desc.amax is not None:
+            shape = () if desc.axis is None else (num_channels or 1,)
+            self.set_amax(torch.full(shape, float(desc.amax)))
+
+    # ----------------------------------------------------------------- modes
+    def enable(self):
+        self._enabled = True
+
+    def disable(self):
+        self._enabled = False
+
+    def enable_quant(self):
+        self._if_quant = True
+
+    def disable_quant(self):
+        self._if_quant = False
+
+    def enable_calib(self):
+        self._if_calib = True
+
+    def disable_calib(self):
+        self._if_calib = False
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def is_calibrating(self) -> bool:
+        return self._enabled and self._if_calib
+
+    @property
+    def has_amax(self) -> bool:
+        """Whether amax is set (by calibration, a descriptor or a loaded state_dict)."""
+        return self.amax.numel() > 0
+
+    @property
+    def calibrator(self):
+        return self._calibrator
+
+    # ----------------------------------------------------------------- amax
+    def set_amax(self, amax: Union[torch.Tensor, float]):
+        """Set amax (() or (C,), >= 0, finite) and the scale / zero-point derived from it."""
+        amax = torch.as_tensor(amax, dtype=torch.float32).detach()
+        if not torch.isfinite(amax).all() or (amax < 0).any():
+            raise ValueError(f'{self.name}: amax must be finite and >= 0, got {amax}')
+        if self.quant_desc.axis is None and amax.numel() != 1:
+            raise ValueError(f'{self.name}: per-tensor quantizer got amax of shape {tuple(amax.shape)}')
+        amax = amax.reshape(()) if self.quant_desc.axis is None else amax.reshape(-1)
+        self.amax = amax.to(self.amax.device)
+        self._update_qparams()
+
+    def _update_qparams(self):
+        if not self.has_amax:
+            return
+        self.scale = scale_from_amax(self.amax, self.quant_desc.quant_max)
+        self.zero_point = torch.zeros(self.scale.shape, dtype=torch.int32, device=self.amax.device)
+
+    def load_calib_amax(self, method: str = 'max', strict: bool = True, **kwargs):
+        """Compute amax from the calibrator and load it.
+
+        Args:
+            method (str): 'max', 'percentile', 'mse' or 'entropy' for histogram calibrators;
+                max calibrators return their running max whatever the method.
+            strict (bool): Raise when the calibrator saw no data; otherwise keep the old amax.
+            **kwargs: Passed to the reduction, e.g. ``percentile=99.99``.
+        """
+        amax = self._calibrator.compute_amax(method, **kwargs)
+        if amax is None:
+            if strict:
+                raise ValueError(f'{self.name}: calibrator saw no data; run calibration first '
+                                 'or pass strict=False')
+            return
+        self.set_amax(amax)
+
+    def reset_amax(self):
+        """Forget amax; quantizing again needs calibration."""
+        self.amax = torch.empty(0, device=self.amax.device)
+
+    # ----------------------------------------------------------------- state
+    def get_extra_state(self) -> dict:
+        return {'enabled': self._enabled}
+
+    def set_extra_state(self, state: dict):
+        self._enabled = bool(state.get('enabled', True))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        saved_amax = state_dict.get(prefix + 'amax')
+        if isinstance(saved_amax, torch.Tensor) and saved_amax.shape != self.amax.shape:
+            self.amax = torch.empty(saved_amax.shape, device=self.amax.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        self._update_qparams()
+
+    # ----------------------------------------------------------------- forward
+    def _track_amax(self, x: torch.Tensor):
+        """QAT range tracking: ``amax = (1 - m) * amax + m * max|x|``."""
+        batch_amax = reduce_amax(x, self.quant_desc.axis)
+        if self.has_amax and self.amax.shape == batch_amax.shape:
+            batch_amax = torch.lerp(self.amax, batch_amax, self.amax_momentum)
+        self.set_amax(batch_amax)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._enabled:
+            return x
+        if self._if_calib:
+            if not torch.isfinite(x).all():
+                raise ValueError(f'{self.name}: calibration input holds NaN or Inf; check the '
+                                 'data and the layers before this one')
+            self._calibrator.collect(x)
+        if not self._if_quant:
+            return x
+        if self.amax_momentum is not None and self.training:
+            self._track_amax(x)
+        if not self.has_amax:
+            raise RuntimeError(f'{self.name}: quantizing before calibration (amax is not set); '
+                               'calibrate first (CalibrationManager) or call disable_quant()')
+        desc = self.quant_desc
+        quant_min = desc.quant_min
+        if torch.onnx.is_in_onnx_export() and not desc.unsigned:
+            quant_min = -desc.quant_max - 1
+        return fake_quant(x, self.scale, self.zero_point, desc.axis, quant_min, desc.quant_max)
+
+    def extra_repr(self) -> str:
+        desc = self.quant_desc
+        if not self.has_amax:
+            amax = 'amax=unset'
+        elif self.amax.dim() == 0:
+            amax = f'amax={self.amax.item():.4g}'
+        else:
+            amax = f'amax=[{self.amax.min().item():.4g}, {self.amax.max().item():.4g}]({self.amax.numel()})'
+        state = 'enabled' if self._enabled else 'disabled'
+        return (f'{desc.num_bits}bit axis={desc.axis} calib={desc.calib_method} {amax} {state}'
+                f'{" calib" if self._if_calib else ""}{"" if self._if_quant else " no-quant"}')
