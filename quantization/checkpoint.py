@@ -8,6 +8,7 @@ hub (HistoryBuffer objects and numpy values). :func:`allow_mmengine_checkpoint_g
 exactly those classes, here and nowhere else, instead of turning ``weights_only`` off (which would
 let a malicious checkpoint run code).
 """
+import codecs
 import os
 from typing import Optional
 
@@ -19,9 +20,22 @@ from torch import nn
 from .recipe import QuantRecipe
 from .tensor_quantizer import TensorQuantizer
 
+
+
+def history_buffer_getattr(owner, name: str):
+    """Stand-in for ``getattr`` in checkpoints: MMEngine pickles ``HistoryBuffer``'s statistics
+    methods as ``getattr(HistoryBuffer, 'mean')``; nothing else may be looked up."""
+    if owner is not HistoryBuffer or name not in ('min', 'max', 'current', 'mean'):
+        raise ValueError(f'checkpoint asks for getattr({owner!r}, {name!r}); only '
+                         'HistoryBuffer statistics methods are allowed')
+    return getattr(owner, name)
+
+
 #: The classes MMEngine 0.10 training checkpoints need beyond tensors and plain containers.
 MMENGINE_CHECKPOINT_GLOBALS = [
     HistoryBuffer,
+    (history_buffer_getattr, 'builtins.getattr'),
+    codecs.encode,  # numpy arrays pickle their bytes as latin-1 text
     np.ndarray,
     np.dtype,
     np.core.multiarray._reconstruct,
@@ -82,6 +96,16 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str):
     if missing or unexpected:
         raise KeyError(f'{source} does not fit {type(model).__name__}: missing keys [{_listing(missing)}]'
                        f'; unexpected keys [{_listing(unexpected)}]')
+    model_state = model.state_dict()
+    wrong_shapes = [
+        f'{key} {tuple(value.shape)} vs model {tuple(model_state[key].shape)}'
+        for key, value in state_dict.items()
+        if isinstance(value, torch.Tensor) and not key.endswith('.amax')
+        and value.shape != model_state[key].shape
+    ]
+    if wrong_shapes:
+        raise ValueError(f'{source} does not fit {type(model).__name__}: shapes differ for '
+                         f'[{_listing(wrong_shapes)}]')
     model.load_state_dict(state_dict, strict=True)
 
 

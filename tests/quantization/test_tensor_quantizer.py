@@ -1,0 +1,104 @@
+import io
+
+import pytest
+import torch
+
+from quantization import QuantDescriptor, TensorQuantizer
+from quantization.tensor_quant import fake_quant, scale_from_amax
+
+
+def calibrated(desc=QuantDescriptor(), data=None, method='max'):
+    quantizer = TensorQuantizer(desc, name='layer.input_quantizer')
+    quantizer.disable_quant()
+    quantizer.enable_calib()
+    quantizer(torch.randn(64, 8) if data is None else data)
+    quantizer.disable_calib()
+    quantizer.enable_quant()
+    quantizer.load_calib_amax(method)
+    return quantizer
+
+
+def test_amax_is_a_buffer_from_init_and_scale_follows():
+    quantizer = TensorQuantizer()
+    assert 'amax' in dict(quantizer.named_buffers())
+    assert 'amax' in quantizer.state_dict() and 'scale' not in quantizer.state_dict()
+    quantizer.set_amax(2.54)
+    assert quantizer.scale.item() == pytest.approx(0.02)
+    assert quantizer.zero_point.item() == 0 and quantizer.zero_point.dtype == torch.int32
+
+
+def test_quantizing_before_calibration_names_the_quantizer():
+    quantizer = TensorQuantizer(name='backbone.conv1.input_quantizer')
+    with pytest.raises(RuntimeError, match='backbone.conv1.input_quantizer: quantizing before calibration'):
+        quantizer(torch.randn(3))
+
+
+def test_calibration_with_no_data_and_with_nan():
+    quantizer = TensorQuantizer(name='neck.input_quantizer')
+    with pytest.raises(ValueError, match='neck.input_quantizer: calibrator saw no data'):
+        quantizer.load_calib_amax('mse')
+    quantizer.load_calib_amax('mse', strict=False)  # documented fallback: keep amax unset
+    assert not quantizer.has_amax
+    quantizer.enable_calib()
+    with pytest.raises(ValueError, match='neck.input_quantizer: calibration input holds NaN or Inf'):
+        quantizer(torch.tensor([1.0, float('inf')]))
+
+
+def test_forward_equals_fake_quant_with_calibrated_amax():
+    data = torch.randn(256, 8)
+    quantizer = calibrated(data=data)
+    assert quantizer.amax.item() == pytest.approx(data.abs().max().item())
+    expected = fake_quant(data, scale_from_amax(quantizer.amax, 127),
+                          torch.zeros((), dtype=torch.int32), None, -127, 127)
+    assert torch.equal(quantizer(data), expected)
+    quantizer.disable()
+    assert quantizer(data) is data
+
+
+def test_state_dict_round_trip_with_torch_save_weights_only():
+    quantizer = calibrated(QuantDescriptor(axis=1))
+    quantizer.disable()
+    buffer = io.BytesIO()
+    torch.save(quantizer.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    fresh = TensorQuantizer(QuantDescriptor(axis=1))
+    assert not fresh.has_amax
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.amax, quantizer.amax) and fresh.amax.shape == (8, )
+    assert torch.equal(fresh.scale, quantizer.scale)
+    assert not fresh.is_enabled  # the enable flag travels in _extra_state
+    fresh.enable()
+    quantizer.enable()
+    x = torch.randn(5, 8)
+    assert torch.equal(fresh(x), quantizer(x))
+
+
+def test_to_moves_buffers():
+    quantizer = calibrated().to(torch.float64)
+    assert quantizer.amax.dtype == torch.float64  # buffers follow .to(); device moves the same way
+
+
+def test_fixed_amax_descriptor_needs_no_calibration():
+    quantizer = TensorQuantizer(QuantDescriptor(amax=1.27))
+    assert quantizer(torch.tensor([0.5])).item() == pytest.approx(0.5)
+    assert quantizer.scale.item() == pytest.approx(0.01)
+
+
+def test_onnx_export_uses_full_int8_low_bound(monkeypatch):
+    quantizer = TensorQuantizer(QuantDescriptor(amax=1.27))
+    x = torch.tensor([-2.0])
+    assert quantizer(x).item() == pytest.approx(-1.27)
+    monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+    assert quantizer(x).item() == pytest.approx(-1.28)
+
+
+def test_histogram_quantizer_methods_differ_on_heavy_tails():
+    data = torch.cat([torch.randn(20000), torch.tensor([40.0])])
+    amaxes = {m: calibrated(QuantDescriptor(calib_method='histogram'), data, m).amax.item()
+              for m in ('max', 'percentile', 'mse', 'entropy')}
+    assert amaxes['max'] >= 40.0
+    assert amaxes['percentile'] < 10 and amaxes['entropy'] < 10
+    # One outlier of 40 in 20k samples: clipping it costs 36**2 / 20001 = 0.065 of MSE, more than
+    # the coarser step of amax ~36 costs ((36 / 127)**2 / 12 = 0.0067), so MSE keeps it.
+    assert 30 < amaxes['mse'] < amaxes['max']
