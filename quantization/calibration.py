@@ -21,7 +21,9 @@ def default_forward(model: nn.Module, batch) -> Any:
     others as ``model(batch)``, ``model(**batch)`` or ``model(*batch)``."""
     if isinstance(model, BaseModel):
         data = model.data_preprocessor(batch, False)
-        return model._run_forward(data, mode='tensor')
+        if isinstance(data, (dict, list, tuple)):
+            return model._run_forward(data, mode='tensor')
+        return model(data, mode='tensor')
     if isinstance(batch, dict):
         return model(**batch)
     if isinstance(batch, (list, tuple)):

@@ -113,8 +113,7 @@ def save_quantized_checkpoint(model: nn.Module, path: str, recipe: QuantRecipe,
                               meta: Optional[dict] = None):
     """Save ``model`` (quantized with ``recipe``) atomically: written to ``path.tmp``, then
     renamed."""
-    state_dict = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
-                  for k, v in model.state_dict().items()}
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     checkpoint = {'meta': {**(meta or {}), 'quantization': recipe.to_dict()},
                   'state_dict': state_dict}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

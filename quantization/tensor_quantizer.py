@@ -15,7 +15,8 @@ class TensorQuantizer(nn.Module):
     State that must survive ``state_dict``, ``.to()`` and export is registered in ``__init__``:
     ``amax`` (persistent buffer; (0,) until calibrated, then () per tensor or (C,) per channel, in
     input units), ``scale`` and ``zero_point`` (non-persistent buffers derived from amax, the
-    constants of exported Q/DQ nodes) and the enable flag (in ``_extra_state``).
+    constants of exported Q/DQ nodes) and ``enabled`` (bool buffer, so skip lists survive
+    checkpoints). Forward reads a Python copy of the flag, so no exporter sees a branch on data.
 
     Modes, as in pytorch-quantization: ``enable_calib()`` feeds every forward input to the
     calibrator; ``enable_quant()`` fake-quantizes it; ``disable()`` makes the quantizer an
@@ -44,6 +45,7 @@ class TensorQuantizer(nn.Module):
         else:
             self._calibrator = HistogramCalibrator(desc.num_bins, desc.num_bits, desc.unsigned)
         self.register_buffer('amax', torch.empty(0))
+        self.register_buffer('enabled', torch.tensor(True))
         self.register_buffer('scale', torch.ones(()), persistent=False)
         self.register_buffer('zero_point', torch.zeros((), dtype=torch.int32), persistent=False)
         if desc.amax is not None:
@@ -52,10 +54,14 @@ class TensorQuantizer(nn.Module):
 
     # ----------------------------------------------------------------- modes
     def enable(self):
-        self._enabled = True
+        self._set_enabled(True)
 
     def disable(self):
-        self._enabled = False
+        self._set_enabled(False)
+
+    def _set_enabled(self, value: bool):
+        self._enabled = value
+        self.enabled.fill_(value)
 
     def enable_quant(self):
         self._if_quant = True
@@ -126,12 +132,6 @@ class TensorQuantizer(nn.Module):
         self.amax = torch.empty(0, device=self.amax.device)
 
     # ----------------------------------------------------------------- state
-    def get_extra_state(self) -> dict:
-        return {'enabled': self._enabled}
-
-    def set_extra_state(self, state: dict):
-        self._enabled = bool(state.get('enabled', True))
-
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         saved_amax = state_dict.get(prefix + 'amax')
@@ -139,6 +139,7 @@ class TensorQuantizer(nn.Module):
             self.amax = torch.empty(saved_amax.shape, device=self.amax.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+        self._enabled = bool(self.enabled)
         self._update_qparams()
 
     # ----------------------------------------------------------------- forward

@@ -67,7 +67,7 @@ def test_state_dict_round_trip_with_torch_save_weights_only():
     fresh.load_state_dict(state)
     assert torch.equal(fresh.amax, quantizer.amax) and fresh.amax.shape == (8, )
     assert torch.equal(fresh.scale, quantizer.scale)
-    assert not fresh.is_enabled  # the enable flag travels in _extra_state
+    assert not fresh.is_enabled  # the enable flag travels in the state_dict
     fresh.enable()
     quantizer.enable()
     x = torch.randn(5, 8)
