@@ -63,3 +63,23 @@ def reduce_amax(x: torch.Tensor, axis: Optional[int]) -> torch.Tensor:
     axis = axis % x.dim()
     reduce_dims = [d for d in range(x.dim()) if d != axis]
     return x.abs().amax(dim=reduce_dims).float() if reduce_dims else x.abs().float()
+
+
+def _register_fake_quant_shape_kernels():
+    """Give torch.export / torch.compile the output shapes of the fake-quant kernels.
+
+    torch 2.13 has no fake-tensor (meta) kernel for the ops ``fake_quantize_per_*_affine``
+    dispatch to, so tracing them with a dynamic dimension (e.g. a dynamic batch in the dynamo
+    ONNX exporter) fails. Their outputs are ``(like x, bool mask like x)``. Skipped where torch
+    already has a kernel.
+    """
+    for op_name in ('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams',
+                    'aten::fake_quantize_per_channel_affine_cachemask'):
+        try:
+            torch.library.register_fake(op_name)(
+                lambda x, *args, **kwargs: (torch.empty_like(x), torch.empty_like(x, dtype=torch.bool)))
+        except RuntimeError:
+            pass  # torch provides one already
+
+
+_register_fake_quant_shape_kernels()

@@ -4,28 +4,34 @@ import torch
 from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
 
-CLASSES = ('disc', 'square', 'horizontal bar', 'vertical bar')
+CLASSES = ('disc', 'square', 'ring', 'cross', 'horizontal bar', 'vertical bar')
 
 
 def draw_shape(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     """One (3, size, size) float32 image in [0, 1]: a coloured shape of class ``label`` on a
     noisy gradient background."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    background = rng.uniform(0.0, 0.4) + rng.uniform(-0.2, 0.2) * (xx if rng.random() < 0.5 else yy)
+    background = rng.uniform(0.0, 0.5) + rng.uniform(-0.2, 0.2) * (xx if rng.random() < 0.5 else yy)
     image = np.repeat(background[None], 3, axis=0)
     cy, cx = rng.uniform(0.3, 0.7, size=2)
-    extent = rng.uniform(0.12, 0.25)
+    extent = rng.uniform(0.08, 0.2)
+    radius2 = (yy - cy)**2 + (xx - cx)**2
     if label == 0:
-        mask = (yy - cy)**2 + (xx - cx)**2 < extent**2
+        mask = radius2 < extent**2
     elif label == 1:
         mask = (abs(yy - cy) < extent * 0.85) & (abs(xx - cx) < extent * 0.85)
     elif label == 2:
+        mask = (radius2 < extent**2) & (radius2 > (0.55 * extent)**2)
+    elif label == 3:
+        mask = ((abs(yy - cy) < extent * 0.25) | (abs(xx - cx) < extent * 0.25)) & (
+            abs(yy - cy) < extent) & (abs(xx - cx) < extent)
+    elif label == 4:
         mask = (abs(yy - cy) < extent * 0.3) & (abs(xx - cx) < extent * 1.6)
     else:
         mask = (abs(yy - cy) < extent * 1.6) & (abs(xx - cx) < extent * 0.3)
-    colour = rng.uniform(0.5, 1.0, size=3).astype(np.float32)
+    colour = rng.uniform(0.3, 1.0, size=3).astype(np.float32)
     image[:, mask] = colour[:, None]
-    image += rng.normal(0, 0.05, size=image.shape).astype(np.float32)
+    image += rng.normal(0, 0.08, size=image.shape).astype(np.float32)
     return np.clip(image, 0, 1).astype(np.float32)
 
 
@@ -45,6 +51,8 @@ class SyntheticShapes(Dataset):
         self.num_samples = num_samples
         self.size = size
         self.seed = seed
+
+    metainfo = {'classes': CLASSES}
 
     def __len__(self) -> int:
         return self.num_samples

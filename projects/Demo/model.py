@@ -25,7 +25,7 @@ class DemoNet(BaseModel):
     (``'loss'``), the class logits (``'predict'`` and ``'tensor'``).
     """
 
-    def __init__(self, width: int = 16, num_classes: int = 4, init_cfg=None):
+    def __init__(self, width: int = 16, num_classes: int = 6, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.stem = conv_bn_relu(3, width)
         self.block = nn.Sequential(conv_bn_relu(width, width),
