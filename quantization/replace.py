@@ -12,7 +12,8 @@ from .nn import (Add, Concat, QuantAdd, QuantConcat, QuantConv2d, QuantConvTrans
 from .toggle import named_quantizers
 
 #: float type -> quantized type. Exact types only: a subclass may change forward, so it is
-#: quantized only when a ``module_map`` names it.
+#: quantized only when a ``module_map`` names it (mmcv's wrappers are added, see
+#: :func:`mmcv_wrapper_map`).
 DEFAULT_QUANT_MAP: Dict[Type[nn.Module], Type[nn.Module]] = {
     nn.Conv2d: QuantConv2d,
     nn.ConvTranspose2d: QuantConvTranspose2d,
@@ -20,6 +21,21 @@ DEFAULT_QUANT_MAP: Dict[Type[nn.Module], Type[nn.Module]] = {
     Add: QuantAdd,
     Concat: QuantConcat,
 }
+
+
+def mmcv_wrapper_map() -> Dict[Type[nn.Module], Type[nn.Module]]:
+    """mmcv's Conv2d / ConvTranspose2d / Linear wrappers, which mmcv's ``build_conv_layer`` and
+    ``build_upsample_layer`` (``'deconv'``) create; they add only empty-tensor handling for
+    torch < 1.4. Empty when mmcv is not installed."""
+    try:
+        from mmcv.cnn.bricks import wrappers
+    except ImportError:
+        return {}
+    return {
+        wrappers.Conv2d: QuantConv2d,
+        wrappers.ConvTranspose2d: QuantConvTranspose2d,
+        wrappers.Linear: QuantLinear,
+    }
 
 
 def _selected(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -49,7 +65,7 @@ def quantize_model(model: nn.Module, include: Sequence[str] = ('*', ),
     Returns:
         int: How many modules were replaced.
     """
-    quant_map = {**DEFAULT_QUANT_MAP, **(module_map or {})}
+    quant_map = {**DEFAULT_QUANT_MAP, **mmcv_wrapper_map(), **(module_map or {})}
     weight_descs = dict(quant_desc_weight or {})
     known = {cls.__name__ for cls in quant_map.values()}
     unknown = sorted(set(weight_descs) - known)

@@ -149,7 +149,7 @@ def plot_sensitivity(report: SensitivityReport, path: str, metric_name: str = 'm
     ax.set_xlabel(f'{metric_name} points')
     ax.set_title(f'Layer sensitivity (float {report.float_metric:.4f}, '
                  f'all INT8 {report.quant_metric:.4f})')
-    ax.legend(loc='lower right', fontsize=8)
+    ax.legend(loc='best', fontsize=8, framealpha=0.6)
     fig.tight_layout()
     tmp_path = f'{path}.tmp.png'
     fig.savefig(tmp_path, dpi=110)

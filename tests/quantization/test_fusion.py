@@ -120,3 +120,13 @@ def test_mmcv_conv_module_pairs():
         if module.__class__.__name__ == 'TensorQuantizer':
             module.disable()
     assert torch.allclose(model(x), expected, atol=1e-5)
+
+
+def test_mmcv_deconv_wrapper_is_quantized_and_folded():
+    from mmcv.cnn import build_upsample_layer
+    from quantization import QuantConvTranspose2d
+    deconv = build_upsample_layer(dict(type='deconv', bias=False), 8, 4, 2, stride=2)
+    assert type(deconv) is not nn.ConvTranspose2d  # mmcv's subclass
+    model = nn.Sequential(deconv, randomize_bn(nn.BatchNorm2d(4)), nn.ReLU()).eval()
+    assert quantize_model(model) == 1 and isinstance(model[0], QuantConvTranspose2d)
+    assert fuse_bn(model) == 1 and fuse_relu(model) == 1
