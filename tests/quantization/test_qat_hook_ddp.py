@@ -1,0 +1,75 @@
+"""QATHook when the Runner wraps the model in DDP: 2 gloo processes on the CPU."""
+import os
+import os.path as osp
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.registry import MODEL_WRAPPERS
+from mmengine.runner import Runner
+
+from projects.Demo import DemoNet
+from quantization import QuantRecipe, named_quantizers
+
+CONFIG = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'demo', 'demonet_shapes_qat.py')
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """MMEngine passes ``device_ids=[LOCAL_RANK]``, which DDP refuses for CPU modules."""
+
+    def __init__(self, module, device_ids=None, **kwargs):
+        super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def _worker(rank, world_size, port, float_ckpt, work_dir, result_dir):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.cuda.set_device = lambda device: None  # mmengine's init_dist calls it unconditionally
+    torch.set_num_threads(1)
+    cfg = Config.fromfile(CONFIG)
+    cfg.train_dataloader.dataset.num_samples = 64
+    cfg.train_dataloader.batch_size = 8
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=100)
+    cfg.custom_hooks = [dict(type='QATHook', calib_batches=2, calib_method='entropy')]
+    cfg.param_scheduler = []
+    cfg.launcher = 'pytorch'
+    cfg.env_cfg = dict(dist_cfg=dict(backend='gloo'))
+    cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel')
+    cfg.work_dir = work_dir
+    cfg.load_from = float_ckpt
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    model = runner.model
+    state = {
+        'wrapped': is_model_wrapper(model),
+        'quantizers': len(dict(named_quantizers(model.module))),
+        'amax': {name: q.amax.clone() for name, q in named_quantizers(model.module)},
+        'params': {name: p.detach().clone() for name, p in model.module.named_parameters()},
+    }
+    torch.save(state, osp.join(result_dir, f'rank{rank}.pth'))
+    dist.barrier()
+
+
+def test_qat_hook_under_ddp_keeps_ranks_in_sync(tmp_path):
+    float_ckpt = str(tmp_path / 'float.pth')
+    torch.manual_seed(0)
+    torch.save({'state_dict': DemoNet().state_dict(), 'meta': {}}, float_ckpt)
+    port = 29700 + os.getpid() % 200
+    mp.start_processes(_worker, args=(2, port, float_ckpt, str(tmp_path / 'work'), str(tmp_path)),
+                       nprocs=2, start_method='fork')
+    ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in range(2)]
+    for state in ranks:
+        assert state['wrapped'] and state['quantizers'] == 18
+    # Calibration merged both ranks' statistics, and DDP kept the trained weights identical.
+    for name, amax in ranks[0]['amax'].items():
+        assert torch.equal(amax, ranks[1]['amax'][name]), name
+    for name, param in ranks[0]['params'].items():
+        assert torch.allclose(param, ranks[1]['params'][name], atol=1e-6), name
+    folded_untrained = DemoNet()
+    folded_untrained.load_state_dict(torch.load(float_ckpt, weights_only=True)['state_dict'])
+    QuantRecipe().apply(folded_untrained.eval())
+    assert not torch.allclose(ranks[0]['params']['stem.0.weight'], folded_untrained.stem[0].weight)
