@@ -1,4 +1,4 @@
-"""Cost of the quantization core on a SECOND + SECONDFPN backbone (AWML's pillar CenterPoint widths).
+"""Cost of the quantization core on SECOND + SECONDFPN at AWML's pillar CenterPoint widths.
 
 All figures are ratios or per-unit times measured in this one run, on this machine:
 1. histogram calibration forwards vs plain float forwards over the same batches;
@@ -34,20 +34,31 @@ class SecondBackboneNeck(nn.Module):
         from mmengine.registry import init_default_scope
         init_default_scope('mmdet3d')
         norm_cfg = dict(type='BN', eps=1e-3, momentum=0.01)
-        self.backbone = MODELS.build(dict(
-            type='SECOND', in_channels=32, out_channels=[64, 128, 256], layer_nums=[3, 5, 5],
-            layer_strides=[1, 2, 2], norm_cfg=norm_cfg, conv_cfg=dict(type='Conv2d', bias=False)))
-        self.neck = MODELS.build(dict(
-            type='SECONDFPN', in_channels=[64, 128, 256], out_channels=[128, 128, 128],
-            upsample_strides=[0.5, 1, 2], norm_cfg=norm_cfg, use_conv_for_no_stride=True,
-            upsample_cfg=dict(type='deconv', bias=False)))
+        self.backbone = MODELS.build(
+            dict(
+                type='SECOND',
+                in_channels=32,
+                out_channels=[64, 128, 256],
+                layer_nums=[3, 5, 5],
+                layer_strides=[1, 2, 2],
+                norm_cfg=norm_cfg,
+                conv_cfg=dict(type='Conv2d', bias=False)))
+        self.neck = MODELS.build(
+            dict(
+                type='SECONDFPN',
+                in_channels=[64, 128, 256],
+                out_channels=[128, 128, 128],
+                upsample_strides=[0.5, 1, 2],
+                norm_cfg=norm_cfg,
+                use_conv_for_no_stride=True,
+                upsample_cfg=dict(type='deconv', bias=False)))
 
     def forward(self, canvas: torch.Tensor) -> torch.Tensor:
         return self.neck(self.backbone(canvas))[0]
 
 
 def bev_canvases(count: int, grid: int, seed: int = 0) -> list:
-    """(1, 32, grid, grid) pillar canvases with ~10 % occupied cells, like a scattered lidar sweep."""
+    """(1, 32, grid, grid) pillar canvases with ~10 % occupied cells, like a lidar sweep."""
     generator = torch.Generator().manual_seed(seed)
     canvases = []
     for _ in range(count):
@@ -114,8 +125,9 @@ def main():
 
     amax_ms = {}
     for method in ('max', 'percentile', 'mse', 'entropy'):
-        histogram_quantizers = [q for q in quantizers.values()
-                                if q.quant_desc.calib_method == 'histogram']
+        histogram_quantizers = [
+            q for q in quantizers.values() if q.quant_desc.calib_method == 'histogram'
+        ]
         seconds = timed(lambda: [q.load_calib_amax(method) for q in histogram_quantizers])
         amax_ms[method] = 1000 * seconds / len(histogram_quantizers)
     manager.compute_amax('mse')  # every quantizer, weights included, for the QAT step

@@ -8,7 +8,6 @@ import onnx
 import torch
 from torch import nn
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -26,18 +25,30 @@ def _torch_export(model, args, path, dynamo, opset_version, input_names, output_
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter('ignore')
-            torch.onnx.export(model, args, path, dynamo=dynamo, opset_version=opset_version,
-                              input_names=list(input_names), output_names=list(output_names),
-                              dynamic_axes=dynamic_axes, external_data=False,
-                              verbose=False if dynamo else None)
+            torch.onnx.export(
+                model,
+                args,
+                path,
+                dynamo=dynamo,
+                opset_version=opset_version,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_axes=dynamic_axes,
+                external_data=False,
+                verbose=False if dynamo else None)
     finally:
         for quiet, level in zip(quiet_loggers, levels):
             quiet.setLevel(level)
 
 
-def export_onnx(model: nn.Module, args: Tuple, path: str, input_names: Sequence[str],
-                output_names: Sequence[str], opset_version: int = 17,
-                dynamic_axes: Optional[dict] = None, dynamo: bool = True) -> str:
+def export_onnx(model: nn.Module,
+                args: Tuple,
+                path: str,
+                input_names: Sequence[str],
+                output_names: Sequence[str],
+                opset_version: int = 17,
+                dynamic_axes: Optional[dict] = None,
+                dynamo: bool = True) -> str:
     """Export ``model(*args)`` to ``path`` and check it with ``onnx.checker``.
 
     Quantizers export as QuantizeLinear/DequantizeLinear with constant scales and zero-points.

@@ -22,7 +22,8 @@ class OnnxRuntimeModel:
         try:
             self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         except Exception as err:
-            raise ValueError(f'ONNX Runtime cannot load {path}: {str(err).splitlines()[0]}') from err
+            raise ValueError(
+                f'ONNX Runtime cannot load {path}: {str(err).splitlines()[0]}') from err
         self.input_names: List[str] = [i.name for i in self.session.get_inputs()]
         self.output_names: List[str] = [o.name for o in self.session.get_outputs()]
 

@@ -45,13 +45,16 @@ class CalibrationManager:
         progress (bool): Show a progress bar. Defaults to True.
     """
 
-    def __init__(self, model: nn.Module, forward_fn: Optional[ForwardFn] = None,
+    def __init__(self,
+                 model: nn.Module,
+                 forward_fn: Optional[ForwardFn] = None,
                  progress: bool = True):
         self.model = model.module if is_model_wrapper(model) else model
         self.forward_fn = forward_fn or default_forward
         self.progress = progress
         self.quantizers = {
-            name: q for name, q in named_quantizers(self.model)
+            name: q
+            for name, q in named_quantizers(self.model)
             if q.is_enabled and q.quant_desc.amax is None
         }
         if not self.quantizers:
@@ -76,8 +79,8 @@ class CalibrationManager:
         seen = 0
         try:
             batches = islice(data, num_batches)
-            for batch in tqdm(batches, total=num_batches, desc='Calibrating',
-                              disable=not self.progress):
+            for batch in tqdm(
+                    batches, total=num_batches, desc='Calibrating', disable=not self.progress):
                 self.forward_fn(self.model, batch)
                 seen += 1
         finally:
@@ -99,8 +102,8 @@ class CalibrationManager:
             **kwargs: Passed to the reduction (``percentile=99.99``, ``start_bin=128``).
         """
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        for name, quantizer in tqdm(self.quantizers.items(), desc=f'amax ({method})',
-                                    disable=not self.progress):
+        for name, quantizer in tqdm(
+                self.quantizers.items(), desc=f'amax ({method})', disable=not self.progress):
             if distributed:
                 quantizer.calibrator.sync()
             quantizer.load_calib_amax(method, strict=strict, **kwargs)

@@ -15,11 +15,11 @@ from typing import Optional
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.runner import save_checkpoint
 from torch import nn
 
 from .recipe import QuantRecipe
 from .tensor_quantizer import TensorQuantizer
-
 
 
 def history_buffer_getattr(owner, name: str):
@@ -40,7 +40,8 @@ MMENGINE_CHECKPOINT_GLOBALS = [
     np.dtype,
     np.core.multiarray._reconstruct,
     np.core.multiarray.scalar,
-    *{type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'bool')},
+    *{type(np.dtype(name))
+      for name in ('float64', 'float32', 'int64', 'int32', 'bool')},
 ]
 
 
@@ -94,14 +95,14 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str):
     model_keys = set(model.state_dict())
     missing, unexpected = model_keys - set(state_dict), set(state_dict) - model_keys
     if missing or unexpected:
-        raise KeyError(f'{source} does not fit {type(model).__name__}: missing keys [{_listing(missing)}]'
-                       f'; unexpected keys [{_listing(unexpected)}]')
+        raise KeyError(
+            f'{source} does not fit {type(model).__name__}: missing keys [{_listing(missing)}]'
+            f'; unexpected keys [{_listing(unexpected)}]')
     model_state = model.state_dict()
     wrong_shapes = [
         f'{key} {tuple(value.shape)} vs model {tuple(model_state[key].shape)}'
-        for key, value in state_dict.items()
-        if isinstance(value, torch.Tensor) and not key.endswith('.amax')
-        and value.shape != model_state[key].shape
+        for key, value in state_dict.items() if isinstance(value, torch.Tensor)
+        and not key.endswith('.amax') and value.shape != model_state[key].shape
     ]
     if wrong_shapes:
         raise ValueError(f'{source} does not fit {type(model).__name__}: shapes differ for '
@@ -109,17 +110,27 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str):
     model.load_state_dict(state_dict, strict=True)
 
 
-def save_quantized_checkpoint(model: nn.Module, path: str, recipe: QuantRecipe,
+def save_quantized_checkpoint(model: nn.Module,
+                              path: str,
+                              recipe: QuantRecipe,
                               meta: Optional[dict] = None):
-    """Save ``model`` (quantized with ``recipe``) atomically: written to ``path.tmp``, then
-    renamed."""
+    """Save ``model`` (quantized with ``recipe``) with MMEngine's ``save_checkpoint``, atomically:
+    written to ``path.tmp`` and renamed when complete; a failed save leaves neither file."""
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    checkpoint = {'meta': {**(meta or {}), 'quantization': recipe.to_dict()},
-                  'state_dict': state_dict}
+    checkpoint = {
+        'meta': {
+            **(meta or {}), 'quantization': recipe.to_dict()
+        },
+        'state_dict': state_dict
+    }
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp_path = f'{path}.tmp'
-    torch.save(checkpoint, tmp_path)
-    os.replace(tmp_path, path)
+    try:
+        save_checkpoint(checkpoint, tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
 
 
 def load_quantized_checkpoint(model: nn.Module, path: str, map_location='cpu') -> QuantRecipe:
@@ -131,7 +142,8 @@ def load_quantized_checkpoint(model: nn.Module, path: str, map_location='cpu') -
         raise ValueError(f'{path} holds no quantization recipe (meta.quantization): it is a float '
                          'checkpoint; quantize the model with PTQ or QAT first')
     if has_quantizers(model):
-        raise ValueError(f'cannot load {path}: the model is already quantized; pass the float model')
+        raise ValueError(
+            f'cannot load {path}: the model is already quantized; pass the float model')
     recipe = QuantRecipe.from_dict(recipe_dict)
     recipe.apply(model)
     load_state_dict_strict(model, _state_dict_of(checkpoint), path)

@@ -1,5 +1,5 @@
 """Quantization settings as a plain value object, and the ready-made descriptors."""
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
 CALIB_METHODS = ('max', 'histogram')
@@ -39,7 +39,8 @@ class QuantDescriptor:
 
     def __post_init__(self):
         if not isinstance(self.num_bits, int) or not 2 <= self.num_bits <= 16:
-            raise ValueError(f'QuantDescriptor: num_bits must be an int in 2..16, got {self.num_bits!r}')
+            raise ValueError(
+                f'QuantDescriptor: num_bits must be an int in 2..16, got {self.num_bits!r}')
         if self.axis is not None and not isinstance(self.axis, int):
             raise ValueError(f'QuantDescriptor: axis must be an int or None, got {self.axis!r}')
         if self.calib_method not in CALIB_METHODS:
@@ -51,7 +52,8 @@ class QuantDescriptor:
         if self.amax is not None and not self.amax >= 0:
             raise ValueError(f'QuantDescriptor: amax must be >= 0, got {self.amax!r}')
         if not isinstance(self.num_bins, int) or self.num_bins < 16:
-            raise ValueError(f'QuantDescriptor: num_bins must be an int >= 16, got {self.num_bins!r}')
+            raise ValueError(
+                f'QuantDescriptor: num_bins must be an int >= 16, got {self.num_bins!r}')
 
     @property
     def quant_max(self) -> int:
@@ -75,7 +77,8 @@ class QuantDescriptor:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
-            raise KeyError(f'QuantDescriptor: unknown keys {unknown}; known keys are {sorted(known)}')
+            raise KeyError(
+                f'QuantDescriptor: unknown keys {unknown}; known keys are {sorted(known)}')
         return cls(**settings)
 
 
@@ -85,7 +88,8 @@ def as_descriptor(desc) -> Optional[QuantDescriptor]:
         return desc
     if isinstance(desc, dict):
         return QuantDescriptor.from_dict(desc)
-    raise TypeError(f'expected a QuantDescriptor or a dict of its fields, got {type(desc).__name__}')
+    raise TypeError(
+        f'expected a QuantDescriptor or a dict of its fields, got {type(desc).__name__}')
 
 
 #: INT8 activations, one amax per tensor, from a histogram (reduced by percentile/MSE/entropy).

@@ -9,8 +9,11 @@ from tqdm import tqdm
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, dataloader: Iterable, evaluator: Union[Evaluator, dict, list],
-                   num_samples: Optional[int] = None, progress: bool = False) -> dict:
+def evaluate_model(model: nn.Module,
+                   dataloader: Iterable,
+                   evaluator: Union[Evaluator, dict, list],
+                   num_samples: Optional[int] = None,
+                   progress: bool = False) -> dict:
     """Run ``model.val_step`` over ``dataloader`` and return the evaluator's metrics.
 
     Args:

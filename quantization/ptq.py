@@ -7,9 +7,13 @@ from .calibration import CalibrationManager, ForwardFn
 from .recipe import QuantRecipe
 
 
-def quantize_and_calibrate(model: nn.Module, recipe: QuantRecipe, data: Iterable,
-                           num_batches: int, method: str = 'mse',
-                           forward_fn: Optional[ForwardFn] = None, progress: bool = True,
+def quantize_and_calibrate(model: nn.Module,
+                           recipe: QuantRecipe,
+                           data: Iterable,
+                           num_batches: int,
+                           method: str = 'mse',
+                           forward_fn: Optional[ForwardFn] = None,
+                           progress: bool = True,
                            **method_kwargs) -> dict:
     """Apply ``recipe`` to the float ``model`` in place and calibrate it on ``num_batches`` of
     ``data`` (amax by ``method``). Returns the recipe's pass counts plus ``'batches'``."""

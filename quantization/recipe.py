@@ -3,8 +3,8 @@
 A quantized checkpoint stores ``recipe.to_dict()`` in its metadata, so the same structure can be
 rebuilt on a fresh float model before its state_dict (with the amax buffers) is loaded.
 """
-from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass, fields
+from typing import Dict, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -57,9 +57,14 @@ class QuantRecipe:
 
     def apply(self, model: nn.Module) -> Dict[str, int]:
         """Quantize ``model`` in place; returns the count of each pass."""
-        weight_descs = {k: QuantDescriptor.from_dict(v) for k, v in (self.quant_desc_weight or {}).items()}
+        weight_descs = {
+            k: QuantDescriptor.from_dict(v)
+            for k, v in (self.quant_desc_weight or {}).items()
+        }
         input_desc = as_descriptor(self.quant_desc_input)
-        counts = {'replaced': quantize_model(model, self.include, self.exclude, input_desc, weight_descs)}
+        counts = {
+            'replaced': quantize_model(model, self.include, self.exclude, input_desc, weight_descs)
+        }
         counts['bn_folded'] = fuse_bn(model, extra_pairs=self.bn_pairs) if self.fold_bn else 0
         counts['relu_fused'] = fuse_relu(model) if self.fuse_relu else 0
         counts['skipped'] = disable_quantizers(model, self.skip_layers) if self.skip_layers else 0

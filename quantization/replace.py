@@ -7,8 +7,7 @@ from torch import nn
 
 from .descriptor import QuantDescriptor
 from .module_paths import set_module
-from .nn import (Add, Concat, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d,
-                 QuantLinear)
+from .nn import (Add, Concat, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d, QuantLinear)
 from .toggle import named_quantizers
 
 #: float type -> quantized type. Exact types only: a subclass may change forward, so it is
@@ -39,14 +38,17 @@ def mmcv_wrapper_map() -> Dict[Type[nn.Module], Type[nn.Module]]:
 
 
 def _selected(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+
     def hit(pattern):
         return fnmatchcase(name, pattern) or name.startswith(pattern + '.')
 
     return any(hit(p) for p in include) and not any(hit(p) for p in exclude)
 
 
-def quantize_model(model: nn.Module, include: Sequence[str] = ('*', ),
-                   exclude: Sequence[str] = (), quant_desc_input: Optional[QuantDescriptor] = None,
+def quantize_model(model: nn.Module,
+                   include: Sequence[str] = ('*', ),
+                   exclude: Sequence[str] = (),
+                   quant_desc_input: Optional[QuantDescriptor] = None,
                    quant_desc_weight: Optional[Dict[str, QuantDescriptor]] = None,
                    module_map: Optional[Dict[Type[nn.Module], Type[nn.Module]]] = None) -> int:
     """Replace float layers by their quantized twins, keeping names and Parameter objects.

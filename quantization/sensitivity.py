@@ -12,8 +12,7 @@ from typing import Callable, List, Optional, Sequence
 from torch import nn
 from tqdm import tqdm
 
-from .toggle import (enabled_state, quant_layer_names, restore_enabled_state,
-                     set_all_quantizers)
+from .toggle import (enabled_state, quant_layer_names, restore_enabled_state, set_all_quantizers)
 
 logger = logging.getLogger(__name__)
 Evaluate = Callable[[nn.Module], float]
@@ -45,7 +44,9 @@ class SensitivityReport:
         return self.layers[:count]
 
 
-def layer_sensitivity(model: nn.Module, evaluate: Evaluate, layers: Optional[Sequence[str]] = None,
+def layer_sensitivity(model: nn.Module,
+                      evaluate: Evaluate,
+                      layers: Optional[Sequence[str]] = None,
                       progress: bool = True) -> SensitivityReport:
     """Evaluate every quantized layer alone and every layer left out.
 
@@ -69,8 +70,8 @@ def layer_sensitivity(model: nn.Module, evaluate: Evaluate, layers: Optional[Seq
             set_all_quantizers(model, True)
             set_all_quantizers(model, False, [layer])
             all_but = evaluate(model)
-            rows.append(LayerSensitivity(layer, only, all_but, float_metric - only,
-                                         all_but - quant_metric))
+            rows.append(
+                LayerSensitivity(layer, only, all_but, float_metric - only, all_but - quant_metric))
             logger.info('%s: only %.4f, all but %.4f', layer, only, all_but)
     finally:
         restore_enabled_state(model, snapshot)
@@ -86,8 +87,8 @@ class SkipSearchResult:
     trace: List[dict]  # one entry per evaluation: skipped count, last layer added, metric
 
 
-def greedy_skip_search(model: nn.Module, evaluate: Evaluate, ranking: Sequence[str],
-                       budget: float, float_metric: float) -> SkipSearchResult:
+def greedy_skip_search(model: nn.Module, evaluate: Evaluate, ranking: Sequence[str], budget: float,
+                       float_metric: float) -> SkipSearchResult:
     """Leave the most sensitive layers in float, one at a time in ``ranking`` order, until the
     metric is within ``budget`` (metric units) of ``float_metric``.
 
@@ -128,7 +129,9 @@ def save_sensitivity_csv(report: SensitivityReport, path: str):
     os.replace(tmp_path, path)
 
 
-def plot_sensitivity(report: SensitivityReport, path: str, metric_name: str = 'metric',
+def plot_sensitivity(report: SensitivityReport,
+                     path: str,
+                     metric_name: str = 'metric',
                      top: int = 30):
     """Horizontal bar chart of ``delta_only`` and ``gain_all_but`` per layer, as PNG."""
     import matplotlib
@@ -139,9 +142,11 @@ def plot_sensitivity(report: SensitivityReport, path: str, metric_name: str = 'm
     height = max(3.0, 0.32 * len(rows) + 1.5)
     fig, ax = plt.subplots(figsize=(10, height))
     positions = range(len(rows))
-    ax.barh([p + 0.2 for p in positions], [r.delta_only for r in rows], height=0.4,
+    ax.barh([p + 0.2 for p in positions], [r.delta_only for r in rows],
+            height=0.4,
             label='loss with only this layer quantized')
-    ax.barh([p - 0.2 for p in positions], [r.gain_all_but for r in rows], height=0.4,
+    ax.barh([p - 0.2 for p in positions], [r.gain_all_but for r in rows],
+            height=0.4,
             label='gain when only this layer stays float')
     ax.set_yticks(list(positions))
     ax.set_yticklabels([r.layer for r in rows], fontsize=8)

@@ -29,8 +29,8 @@ def scale_from_amax(amax: torch.Tensor, quant_max: int) -> torch.Tensor:
     return safe_amax / quant_max
 
 
-def fake_quant(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
-               axis: Optional[int], quant_min: int, quant_max: int) -> torch.Tensor:
+def fake_quant(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, axis: Optional[int],
+               quant_min: int, quant_max: int) -> torch.Tensor:
     """Quantize and dequantize ``x`` (straight-through gradient).
 
     Args:
@@ -76,8 +76,8 @@ def _register_fake_quant_shape_kernels():
     for op_name in ('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams',
                     'aten::fake_quantize_per_channel_affine_cachemask'):
         try:
-            torch.library.register_fake(op_name)(
-                lambda x, *args, **kwargs: (torch.empty_like(x), torch.empty_like(x, dtype=torch.bool)))
+            torch.library.register_fake(op_name)(lambda x, *args, **kwargs: (torch.empty_like(
+                x), torch.empty_like(x, dtype=torch.bool)))
         except RuntimeError:
             pass  # torch provides one already
 

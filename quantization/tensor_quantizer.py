@@ -30,8 +30,10 @@ class TensorQuantizer(nn.Module):
         name (str): Shown in error messages; passes set it to the module path.
     """
 
-    def __init__(self, quant_desc: Union[QuantDescriptor, dict] = QUANT_DESC_8BIT_PER_TENSOR,
-                 num_channels: Optional[int] = None, name: str = 'TensorQuantizer'):
+    def __init__(self,
+                 quant_desc: Union[QuantDescriptor, dict] = QUANT_DESC_8BIT_PER_TENSOR,
+                 num_channels: Optional[int] = None,
+                 name: str = 'TensorQuantizer'):
         super().__init__()
         self.quant_desc = as_descriptor(quant_desc)
         self.name = name
@@ -49,7 +51,7 @@ class TensorQuantizer(nn.Module):
         self.register_buffer('scale', torch.ones(()), persistent=False)
         self.register_buffer('zero_point', torch.zeros((), dtype=torch.int32), persistent=False)
         if desc.amax is not None:
-            shape = () if desc.axis is None else (num_channels or 1,)
+            shape = () if desc.axis is None else (num_channels or 1, )
             self.set_amax(torch.full(shape, float(desc.amax)))
 
     # ----------------------------------------------------------------- modes
@@ -99,7 +101,8 @@ class TensorQuantizer(nn.Module):
         if not torch.isfinite(amax).all() or (amax < 0).any():
             raise ValueError(f'{self.name}: amax must be finite and >= 0, got {amax}')
         if self.quant_desc.axis is None and amax.numel() != 1:
-            raise ValueError(f'{self.name}: per-tensor quantizer got amax of shape {tuple(amax.shape)}')
+            raise ValueError(
+                f'{self.name}: per-tensor quantizer got amax of shape {tuple(amax.shape)}')
         amax = amax.reshape(()) if self.quant_desc.axis is None else amax.reshape(-1)
         self.amax = amax.to(self.amax.device)
         self._update_qparams()
@@ -166,6 +169,9 @@ class TensorQuantizer(nn.Module):
             raise RuntimeError(f'{self.name}: quantizing before calibration (amax is not set); '
                                'calibrate first (CalibrationManager) or call disable_quant()')
         desc = self.quant_desc
+        if desc.axis is not None and self.amax.numel() != x.shape[desc.axis]:
+            raise ValueError(f'{self.name}: {self.amax.numel()} per-channel amax values for '
+                             f'{x.shape[desc.axis]} channels on axis {desc.axis}')
         quant_min = desc.quant_min
         if torch.onnx.is_in_onnx_export() and not desc.unsigned:
             quant_min = -desc.quant_max - 1
@@ -178,7 +184,8 @@ class TensorQuantizer(nn.Module):
         elif self.amax.dim() == 0:
             amax = f'amax={self.amax.item():.4g}'
         else:
-            amax = f'amax=[{self.amax.min().item():.4g}, {self.amax.max().item():.4g}]({self.amax.numel()})'
+            low, high = self.amax.min().item(), self.amax.max().item()
+            amax = f'amax=[{low:.4g}, {high:.4g}]({self.amax.numel()})'
         state = 'enabled' if self._enabled else 'disabled'
         return (f'{desc.num_bits}bit axis={desc.axis} calib={desc.calib_method} {amax} {state}'
                 f'{" calib" if self._if_calib else ""}{"" if self._if_quant else " no-quant"}')

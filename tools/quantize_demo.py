@@ -24,9 +24,16 @@ from mmengine.registry import MODELS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
-from quantization import (QuantRecipe, evaluate_model, greedy_skip_search,  # noqa: E402
-                          layer_sensitivity, load_checkpoint_file, load_state_dict_strict,
-                          plot_sensitivity, quantize_and_calibrate, save_sensitivity_csv)
+from quantization import (  # noqa: E402
+    QuantRecipe,
+    evaluate_model,
+    greedy_skip_search,
+    layer_sensitivity,
+    load_checkpoint_file,
+    load_state_dict_strict,
+    plot_sensitivity,
+    quantize_and_calibrate,
+    save_sensitivity_csv)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FLOAT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')
@@ -59,7 +66,10 @@ def logits_of(predict, loader) -> torch.Tensor:
     return torch.cat([torch.as_tensor(predict(batch['inputs'])) for batch in loader])
 
 
-def row(name: str, logits: torch.Tensor, labels: torch.Tensor, float_logits: torch.Tensor,
+def row(name: str,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        float_logits: torch.Tensor,
         note: str = '') -> dict:
     predictions = logits.argmax(1)
     return {
@@ -72,10 +82,14 @@ def row(name: str, logits: torch.Tensor, labels: torch.Tensor, float_logits: tor
 
 
 def markdown_table(rows: list) -> str:
-    lines = ['| model | val accuracy (%) | top-1 agreement with float (%) | mean abs logit error '
-             'vs float | note |', '|---|---:|---:|---:|---|']
-    lines += [f"| {r['model']} | {r['accuracy']:.2f} | {r['agreement']:.2f} | "
-              f"{r['logit_error']:.4f} | {r['note']} |" for r in rows]
+    lines = [
+        '| model | val accuracy (%) | top-1 agreement with float (%) | mean abs logit error '
+        'vs float | note |', '|---|---:|---:|---:|---|'
+    ]
+    lines += [
+        f"| {r['model']} | {r['accuracy']:.2f} | {r['agreement']:.2f} | "
+        f"{r['logit_error']:.4f} | {r['note']} |" for r in rows
+    ]
     return '\n'.join(lines)
 
 
@@ -83,8 +97,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='INT8 quantization demo on generated data')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--calib-batches', type=int, default=16)
-    parser.add_argument('--budget', type=float, default=0.3,
-                        help='accuracy points the greedy skip search may lose against float')
+    parser.add_argument(
+        '--budget',
+        type=float,
+        default=0.3,
+        help='accuracy points the greedy skip search may lose against float')
     args = parser.parse_args(argv)
     logging.getLogger('quantization').setLevel(logging.WARNING)
     os.makedirs(args.work_dir, exist_ok=True)
@@ -109,16 +126,17 @@ def main(argv=None):
     step(f'PTQ: calibrating on {args.calib_batches} training batches with each amax method')
     for method in ('max', 'percentile', 'mse', 'entropy'):
         model = float_model(cfg, float_ckpt)
-        quantize_and_calibrate(model, QuantRecipe(), train_loader, args.calib_batches, method,
-                               progress=False)
-        rows.append(row(f'PTQ {method}', logits_of(model, val_loader), labels, float_logits,
-                        'histogram + ' + method if method != 'max' else 'running max'))
+        quantize_and_calibrate(
+            model, QuantRecipe(), train_loader, args.calib_batches, method, progress=False)
+        rows.append(
+            row(f'PTQ {method}', logits_of(model, val_loader), labels, float_logits,
+                'histogram + ' + method if method != 'max' else 'running max'))
         print(f"    {method:<10} accuracy {rows[-1]['accuracy']:.2f} %", flush=True)
 
     step('layer sensitivity of the MSE-calibrated model')
     model = float_model(cfg, float_ckpt)
-    quantize_and_calibrate(model, QuantRecipe(), train_loader, args.calib_batches, 'mse',
-                           progress=False)
+    quantize_and_calibrate(
+        model, QuantRecipe(), train_loader, args.calib_batches, 'mse', progress=False)
 
     def accuracy(m):
         return evaluate_model(m, val_loader, cfg.val_evaluator)[METRIC]
@@ -134,32 +152,54 @@ def main(argv=None):
     print(f'    skip list for a budget of {args.budget} points: {search.skip_layers or "none"}')
     if search.skip_layers:
         model = float_model(cfg, float_ckpt)
-        quantize_and_calibrate(model, QuantRecipe(skip_layers=search.skip_layers), train_loader,
-                               args.calib_batches, 'mse', progress=False)
-        rows.append(row('PTQ mse + skip list', logits_of(model, val_loader), labels, float_logits,
-                        'float: ' + ', '.join(search.skip_layers)))
+        quantize_and_calibrate(
+            model,
+            QuantRecipe(skip_layers=search.skip_layers),
+            train_loader,
+            args.calib_batches,
+            'mse',
+            progress=False)
+        rows.append(
+            row('PTQ mse + skip list', logits_of(model, val_loader), labels, float_logits,
+                'float: ' + ', '.join(search.skip_layers)))
 
     qat_cfg = Config.fromfile(QAT_CONFIG)
     step(f'QAT: {qat_cfg.train_cfg.max_epochs} epochs with QATHook from the float checkpoint')
     qat_runner = train(QAT_CONFIG, osp.join(args.work_dir, 'qat'), load_from=float_ckpt)
     qat_model = qat_runner.model.eval()
     qat_logits = logits_of(qat_model, val_loader)
-    rows.append(row('QAT (PyTorch fake-quant)', qat_logits, labels, float_logits,
-                    f'{qat_cfg.train_cfg.max_epochs} epochs, lr 10x below float'))
+    rows.append(
+        row('QAT (PyTorch fake-quant)', qat_logits, labels, float_logits,
+            f'{qat_cfg.train_cfg.max_epochs} epochs, lr 10x below float'))
 
     step('export: QAT model to Q/DQ ONNX, run in ONNX Runtime (INT8 kernels)')
-    onnx_path = export_onnx(qat_model, (torch.rand(1, 3, 32, 32), ),
-                            osp.join(args.work_dir, 'demonet_qat_qdq.onnx'), ['inputs'],
-                            ['logits'], dynamic_axes={'inputs': {0: 'batch'}, 'logits': {0: 'batch'}})
+    onnx_path = export_onnx(
+        qat_model, (torch.rand(1, 3, 32, 32), ),
+        osp.join(args.work_dir, 'demonet_qat_qdq.onnx'), ['inputs'], ['logits'],
+        dynamic_axes={
+            'inputs': {
+                0: 'batch'
+            },
+            'logits': {
+                0: 'batch'
+            }
+        })
     session = OnnxRuntimeModel(onnx_path)
     onnx_logits = logits_of(lambda x: session.run({'inputs': x.numpy()})['logits'], val_loader)
-    rows.append(row('QAT Q/DQ ONNX in ONNX Runtime', onnx_logits, labels, float_logits,
-                    f'max |ONNX - PyTorch| logit {(onnx_logits - qat_logits).abs().max():.2e}'))
+    rows.append(
+        row('QAT Q/DQ ONNX in ONNX Runtime', onnx_logits, labels, float_logits,
+            f'max |ONNX - PyTorch| logit {(onnx_logits - qat_logits).abs().max():.2e}'))
 
     table = markdown_table(rows)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as json_file:
-        json.dump({'rows': rows, 'sensitivity_top10': [vars(r) for r in report.top(10)],
-                   'skip_layers': search.skip_layers}, json_file, indent=2)
+        json.dump(
+            {
+                'rows': rows,
+                'sensitivity_top10': [vars(r) for r in report.top(10)],
+                'skip_layers': search.skip_layers
+            },
+            json_file,
+            indent=2)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as md_file:
         md_file.write(table + '\n')
     step(f'results on {len(labels)} validation images ({time.time() - started:.0f} s in all)')

@@ -15,7 +15,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import quantization  # noqa: E402,F401  (registers QATHook, the quant modules, checkpoint allow-list)
+# registers QATHook, the quant modules and the checkpoint allow-list
+import quantization  # noqa: E402,F401
 
 
 def parse_args(argv=None):
@@ -23,10 +24,17 @@ def parse_args(argv=None):
     parser.add_argument('config', help='MMEngine config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--load-from', help='checkpoint to start from (float or quantized)')
-    parser.add_argument('--resume', nargs='?', const='auto',
-                        help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config keys, e.g. train_cfg.max_epochs=2')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        help='resume from CKPT, or from the latest checkpoint in the work dir')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config keys, e.g. train_cfg.max_epochs=2')
     return parser.parse_args(argv)
 
 

@@ -5,11 +5,15 @@ model = dict(type='DemoNet', width=16, num_classes=6)
 
 _collate = dict(type='default_collate')
 train_dataloader = dict(
-    batch_size=32, num_workers=0, collate_fn=_collate,
+    batch_size=32,
+    num_workers=0,
+    collate_fn=_collate,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='SyntheticShapes', num_samples=2048, size=32, seed=0))
 val_dataloader = dict(
-    batch_size=64, num_workers=0, collate_fn=_collate,
+    batch_size=64,
+    num_workers=0,
+    collate_fn=_collate,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='SyntheticShapes', num_samples=512, size=32, seed=1))
 val_evaluator = dict(type='ShapeAccuracy')

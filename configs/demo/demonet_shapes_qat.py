@@ -3,8 +3,11 @@
 _base_ = './demonet_shapes.py'
 
 custom_hooks = [
-    dict(type='QATHook', calib_batches=8, calib_method='mse',
-         recipe=dict(fold_bn=True, fuse_relu=True))
+    dict(
+        type='QATHook',
+        calib_batches=8,
+        calib_method='mse',
+        recipe=dict(fold_bn=True, fuse_relu=True))
 ]
 train_cfg = dict(max_epochs=2, val_interval=2)
 # CUDA-CenterPoint's habit: fine-tune at a learning rate 10x below the float training's.

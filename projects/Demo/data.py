@@ -23,8 +23,9 @@ def draw_shape(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     elif label == 2:
         mask = (radius2 < extent**2) & (radius2 > (0.55 * extent)**2)
     elif label == 3:
-        mask = ((abs(yy - cy) < extent * 0.25) | (abs(xx - cx) < extent * 0.25)) & (
-            abs(yy - cy) < extent) & (abs(xx - cx) < extent)
+        mask = ((abs(yy - cy) < extent * 0.25) |
+                (abs(xx - cx) < extent * 0.25)) & (abs(yy - cy) < extent) & (
+                    abs(xx - cx) < extent)
     elif label == 4:
         mask = (abs(yy - cy) < extent * 0.3) & (abs(xx - cx) < extent * 1.6)
     else:
@@ -59,7 +60,8 @@ class SyntheticShapes(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.num_samples:
-            raise IndexError(f'SyntheticShapes index {index} out of range 0..{self.num_samples - 1}')
+            raise IndexError(
+                f'SyntheticShapes index {index} out of range 0..{self.num_samples - 1}')
         rng = np.random.default_rng([self.seed, index])
         label = index % len(CLASSES)
         return {'inputs': torch.from_numpy(draw_shape(rng, label, self.size)), 'labels': label}

@@ -28,19 +28,23 @@ class DemoNet(BaseModel):
     def __init__(self, width: int = 16, num_classes: int = 6, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.stem = conv_bn_relu(3, width)
-        self.block = nn.Sequential(conv_bn_relu(width, width),
-                                   nn.Conv2d(width, width, 3, 1, 1, bias=False),
-                                   nn.BatchNorm2d(width))
+        self.block = nn.Sequential(
+            conv_bn_relu(width, width), nn.Conv2d(width, width, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width))
         self.add = Add()
         self.down = conv_bn_relu(width, 2 * width, stride=2)
-        self.up = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 2, 2, bias=False),
-                                nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 2, 2, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True))
         self.concat = Concat(dim=1)
         self.fuse = conv_bn_relu(2 * width, 2 * width, stride=2)
-        self.head = nn.Sequential(nn.Linear(2 * width, 2 * width), nn.BatchNorm1d(2 * width),
-                                  nn.ReLU(inplace=True), nn.Linear(2 * width, num_classes))
+        self.head = nn.Sequential(
+            nn.Linear(2 * width, 2 * width), nn.BatchNorm1d(2 * width), nn.ReLU(inplace=True),
+            nn.Linear(2 * width, num_classes))
 
-    def forward(self, inputs: torch.Tensor, labels: Union[torch.Tensor, List, None] = None,
+    def forward(self,
+                inputs: torch.Tensor,
+                labels: Union[torch.Tensor, List, None] = None,
                 mode: str = 'tensor') -> Union[Dict[str, torch.Tensor], torch.Tensor]:
         x = self.stem(inputs)
         x = F.relu(self.add(x, self.block(x)))

@@ -61,8 +61,10 @@ class HistogramCalibrator:
         if shift <= 0:
             return
         factor = 2**min(shift, 62)
-        target = torch.div(torch.arange(self.num_bins, device=self.calib_hist.device), factor,
-                           rounding_mode='floor')
+        target = torch.div(
+            torch.arange(self.num_bins, device=self.calib_hist.device),
+            factor,
+            rounding_mode='floor')
         merged = torch.zeros_like(self.calib_hist)
         merged.scatter_add_(0, target, self.calib_hist)
         self.calib_hist = merged
@@ -107,7 +109,8 @@ class HistogramCalibrator:
             Tensor: () float32 amax in input units, or None when nothing was collected.
         """
         if method not in AMAX_REDUCTIONS:
-            raise ValueError(f'unknown amax method {method!r}; choose one of {sorted(AMAX_REDUCTIONS)}')
+            raise ValueError(
+                f'unknown amax method {method!r}; choose one of {sorted(AMAX_REDUCTIONS)}')
         if self.calib_hist is None or int(self.calib_hist.sum()) == 0:
             return None
         counts = self.calib_hist.cpu()

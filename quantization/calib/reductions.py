@@ -36,7 +36,10 @@ def compute_amax_percentile(calib_hist, bin_edges, percentile: float = 99.99) ->
     return float(_as_float64(bin_edges)[min(idx, len(counts) - 1) + 1])
 
 
-def compute_amax_mse(calib_hist, bin_edges, num_bits: int = 8, unsigned: bool = False,
+def compute_amax_mse(calib_hist,
+                     bin_edges,
+                     num_bits: int = 8,
+                     unsigned: bool = False,
                      start_bin: int = 128) -> float:
     """amax minimising the mean squared quantization error of the histogram.
 
@@ -60,7 +63,10 @@ def compute_amax_mse(calib_hist, bin_edges, num_bits: int = 8, unsigned: bool = 
     return float(candidates[int(torch.argmin(errors))])
 
 
-def compute_amax_entropy(calib_hist, bin_edges, num_bits: int = 8, unsigned: bool = False,
+def compute_amax_entropy(calib_hist,
+                         bin_edges,
+                         num_bits: int = 8,
+                         unsigned: bool = False,
                          start_bin: int = 128) -> float:
     """amax minimising the KL divergence between the histogram and its quantized version.
 

@@ -97,8 +97,11 @@ def find_bn_pairs(model: nn.Module) -> List[Tuple[str, str]]:
     return pairs
 
 
-def fuse_bn(model: nn.Module, pairs: Optional[Sequence[Tuple[str, str]]] = None,
-            extra_pairs: Sequence[Tuple[str, str]] = ()) -> int:
+def fuse_bn(
+    model: nn.Module,
+    pairs: Optional[Sequence[Tuple[str, str]]] = None,
+    extra_pairs: Sequence[Tuple[str, str]] = ()
+) -> int:
     """Fold BatchNorms into their layers and replace them by ``nn.Identity``.
 
     Args:

@@ -18,7 +18,6 @@ Order of events in ``Runner.train``:
 Parameter objects survive every pass, so the optimizer the runner built on the float model
 keeps training the same tensors. A DDP wrapper is rebuilt around the changed module.
 """
-import logging
 from typing import Optional
 
 from mmengine.hooks import Hook
@@ -51,12 +50,17 @@ class QATHook(Hook):
 
     priority = 'HIGH'
 
-    def __init__(self, recipe: Optional[dict] = None, calib_batches: int = 100,
-                 calib_method: str = 'mse', calib_kwargs: Optional[dict] = None,
+    def __init__(self,
+                 recipe: Optional[dict] = None,
+                 calib_batches: int = 100,
+                 calib_method: str = 'mse',
+                 calib_kwargs: Optional[dict] = None,
                  freeze_bn_epoch: Optional[int] = None,
-                 freeze_quantizer_epoch: Optional[int] = None, amax_momentum: float = 0.01):
+                 freeze_quantizer_epoch: Optional[int] = None,
+                 amax_momentum: float = 0.01):
         if not isinstance(calib_batches, int) or calib_batches <= 0:
-            raise ValueError(f'QATHook: calib_batches must be a positive int, got {calib_batches!r}')
+            raise ValueError(
+                f'QATHook: calib_batches must be a positive int, got {calib_batches!r}')
         if not 0 < amax_momentum <= 1:
             raise ValueError(f'QATHook: amax_momentum must be in (0, 1], got {amax_momentum}')
         self.recipe = QuantRecipe(**(recipe or {}))
@@ -110,7 +114,9 @@ class QATHook(Hook):
         if not has_quantizers(self._model(runner)):
             self._quantize(runner, self.recipe)
         model = self._model(runner)
-        uncalibrated = [name for name, q in named_quantizers(model) if q.is_enabled and not q.has_amax]
+        uncalibrated = [
+            name for name, q in named_quantizers(model) if q.is_enabled and not q.has_amax
+        ]
         if not uncalibrated:
             runner.logger.info('QATHook: every quantizer holds amax from the checkpoint; '
                                'no calibration')
@@ -127,7 +133,8 @@ class QATHook(Hook):
         for _, quantizer in named_quantizers(self._model(runner)):
             if not tracking:
                 quantizer.amax_momentum = None
-            elif quantizer.quant_desc.axis is None and 'weight' not in quantizer.name.rpartition('.')[2]:
+            elif quantizer.quant_desc.axis is None and 'weight' not in quantizer.name.rpartition(
+                    '.')[2]:
                 quantizer.amax_momentum = self.amax_momentum
             else:
                 quantizer.amax_momentum = 1.0  # weights: the current max

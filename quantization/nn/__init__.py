@@ -3,5 +3,6 @@ from .elementwise import Add, Concat, QuantAdd, QuantConcat
 from .quant_conv import QuantConv2d, QuantConvTranspose2d
 from .quant_linear import QuantLinear
 
-__all__ = ['QuantConv2d', 'QuantConvTranspose2d', 'QuantLinear', 'QuantAdd', 'QuantConcat', 'Add',
-           'Concat']
+__all__ = [
+    'QuantConv2d', 'QuantConvTranspose2d', 'QuantLinear', 'QuantAdd', 'QuantConcat', 'Add', 'Concat'
+]

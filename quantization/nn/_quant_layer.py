@@ -21,7 +21,9 @@ class QuantLayerMixin:
     default_quant_desc_input: QuantDescriptor
     default_quant_desc_weight: QuantDescriptor
 
-    def init_quantizers(self, quant_desc_input: DescLike = None, quant_desc_weight: DescLike = None):
+    def init_quantizers(self,
+                        quant_desc_input: DescLike = None,
+                        quant_desc_weight: DescLike = None):
         desc_input = as_descriptor(quant_desc_input) or self.default_quant_desc_input
         weight_desc = as_descriptor(quant_desc_weight) or self.default_quant_desc_weight
         axis = weight_desc.axis
@@ -30,12 +32,14 @@ class QuantLayerMixin:
                              f'weight of shape {tuple(self.weight.shape)}')
         self.input_quantizer = TensorQuantizer(desc_input, name='input_quantizer')
         channels = None if weight_desc.axis is None else self.weight.shape[weight_desc.axis]
-        self.weight_quantizer = TensorQuantizer(weight_desc, num_channels=channels,
-                                                name='weight_quantizer')
+        self.weight_quantizer = TensorQuantizer(
+            weight_desc, num_channels=channels, name='weight_quantizer')
         self.fused_act = nn.Identity()
 
     @classmethod
-    def from_float(cls, float_module: nn.Module, quant_desc_input: DescLike = None,
+    def from_float(cls,
+                   float_module: nn.Module,
+                   quant_desc_input: DescLike = None,
                    quant_desc_weight: DescLike = None) -> nn.Module:
         """Quantized twin of ``float_module`` that shares its Parameter objects and hooks."""
         quant_module = cls.__new__(cls)

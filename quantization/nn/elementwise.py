@@ -37,17 +37,21 @@ class Concat(nn.Module):
 class _SharedInputQuantizer:
     """Builds the one ``input_quantizer`` used by every input (a per-tensor descriptor)."""
 
-    def init_quantizers(self, quant_desc_input: Optional[Union[QuantDescriptor, dict]] = None,
+    def init_quantizers(self,
+                        quant_desc_input: Optional[Union[QuantDescriptor, dict]] = None,
                         quant_desc_weight=None):
-        self.input_quantizer = TensorQuantizer(quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR,
-                                               name='input_quantizer')
+        self.input_quantizer = TensorQuantizer(
+            quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR, name='input_quantizer')
         if self.input_quantizer.quant_desc.axis is not None:
             raise ValueError(f'{type(self).__name__}: a shared input quantizer must be per tensor')
 
     @classmethod
     def from_float(cls, float_module: nn.Module, quant_desc_input=None, quant_desc_weight=None):
-        quant_module = cls(**({'dim': float_module.dim} if hasattr(float_module, 'dim') else {}),
-                           quant_desc_input=quant_desc_input)
+        quant_module = cls(
+            **({
+                'dim': float_module.dim
+            } if hasattr(float_module, 'dim') else {}),
+            quant_desc_input=quant_desc_input)
         return quant_module
 
 

@@ -20,14 +20,17 @@ class QuantConv2d(QuantLayerMixin, nn.Conv2d):
     default_quant_desc_input = QUANT_DESC_8BIT_PER_TENSOR
     default_quant_desc_weight = QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL
 
-    def __init__(self, *args, quant_desc_input: DescLike = None, quant_desc_weight: DescLike = None,
+    def __init__(self,
+                 *args,
+                 quant_desc_input: DescLike = None,
+                 quant_desc_weight: DescLike = None,
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.init_quantizers(quant_desc_input, quant_desc_weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._conv_forward(self.input_quantizer(x), self.weight_quantizer(self.weight),
-                                 self.bias)
+        out = self._conv_forward(
+            self.input_quantizer(x), self.weight_quantizer(self.weight), self.bias)
         return self.fused_act(out)
 
 
@@ -44,7 +47,10 @@ class QuantConvTranspose2d(QuantLayerMixin, nn.ConvTranspose2d):
     default_quant_desc_input = QUANT_DESC_8BIT_PER_TENSOR
     default_quant_desc_weight = QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_TENSOR
 
-    def __init__(self, *args, quant_desc_input: DescLike = None, quant_desc_weight: DescLike = None,
+    def __init__(self,
+                 *args,
+                 quant_desc_input: DescLike = None,
+                 quant_desc_weight: DescLike = None,
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.init_quantizers(quant_desc_input, quant_desc_weight)
@@ -52,7 +58,7 @@ class QuantConvTranspose2d(QuantLayerMixin, nn.ConvTranspose2d):
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
         output_padding = self._output_padding(x, output_size, self.stride, self.padding,
                                               self.kernel_size, 2, self.dilation)
-        out = F.conv_transpose2d(self.input_quantizer(x), self.weight_quantizer(self.weight),
-                                 self.bias, self.stride, self.padding, output_padding, self.groups,
-                                 self.dilation)
+        out = F.conv_transpose2d(
+            self.input_quantizer(x), self.weight_quantizer(self.weight), self.bias, self.stride,
+            self.padding, output_padding, self.groups, self.dilation)
         return self.fused_act(out)

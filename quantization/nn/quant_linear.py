@@ -16,7 +16,10 @@ class QuantLinear(QuantLayerMixin, nn.Linear):
     default_quant_desc_input = QUANT_DESC_8BIT_PER_TENSOR
     default_quant_desc_weight = QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW
 
-    def __init__(self, *args, quant_desc_input: DescLike = None, quant_desc_weight: DescLike = None,
+    def __init__(self,
+                 *args,
+                 quant_desc_input: DescLike = None,
+                 quant_desc_weight: DescLike = None,
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.init_quantizers(quant_desc_input, quant_desc_weight)

@@ -79,8 +79,8 @@ def test_ddp_calibration_equals_single_process(tmp_path, method):
     CalibrationManager(single, progress=False).calibrate(loader(4), 8, method=method)
     result_path = str(tmp_path / 'amax.pth')
     port = 29500 + os.getpid() % 1000
-    mp.start_processes(_ddp_worker, args=(2, port, method, result_path), nprocs=2,
-                       start_method='fork')
+    mp.start_processes(
+        _ddp_worker, args=(2, port, method, result_path), nprocs=2, start_method='fork')
     distributed = torch.load(result_path, weights_only=True)
     expected = amax_by_name(single)
     assert distributed.keys() == expected.keys()

@@ -58,7 +58,8 @@ def test_mse_matches_brute_force_on_samples():
     best = grid[int(torch.argmin(torch.stack(errors)))].item()
     best_error = min(errors).item()
     scale = amax / 127
-    error_at_amax = ((torch.clamp(torch.round(values / scale), -127, 127) * scale - values)**2).mean()
+    error_at_amax = ((torch.clamp(torch.round(values / scale), -127, 127) * scale -
+                      values)**2).mean()
     assert error_at_amax.item() <= best_error * 1.03
     assert amax == pytest.approx(best, rel=0.1)
 

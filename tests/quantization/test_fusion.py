@@ -2,8 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from quantization import (QuantConv2d, find_bn_pairs, fold_bn, fuse_bn, fuse_relu,
-                          quantize_model)
+from quantization import (QuantConv2d, find_bn_pairs, fold_bn, fuse_bn, fuse_relu, quantize_model)
 
 
 def randomize_bn(bn):
@@ -54,8 +53,9 @@ class PFNLayerLike(nn.Module):
 
 
 def test_fuse_bn_finds_sequential_pairs_and_takes_explicit_ones():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
-                          nn.ConvTranspose2d(4, 4, 2, 2), nn.BatchNorm2d(4), nn.ReLU())
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.ConvTranspose2d(4, 4, 2, 2),
+        nn.BatchNorm2d(4), nn.ReLU())
     for m in (model[1], model[4]):
         randomize_bn(m)
     model.eval()
@@ -89,8 +89,9 @@ def test_fuse_bn_rejects_mismatched_pairs_and_calibrated_layers():
 
 
 def test_fuse_relu_moves_relu_into_quant_layer():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 1),
-                          nn.BatchNorm2d(4), nn.ReLU())
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4),
+        nn.ReLU())
     randomize_bn(model[1])
     randomize_bn(model[4])
     model.eval()

@@ -39,8 +39,13 @@ def test_qdq_export_and_onnxruntime_agreement(quantized_demo, tmp_path, dynamo):
     path = str(tmp_path / 'demo_qdq.onnx')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        torch.onnx.export(model, (images[:4], ), path, dynamo=dynamo, opset_version=17,
-                          input_names=['inputs'], output_names=['logits'])
+        torch.onnx.export(
+            model, (images[:4], ),
+            path,
+            dynamo=dynamo,
+            opset_version=17,
+            input_names=['inputs'],
+            output_names=['logits'])
     graph = onnx.load(path).graph
     onnx.checker.check_model(onnx.load(path))
     ops = Counter(node.op_type for node in graph.node)

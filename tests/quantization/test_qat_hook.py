@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from projects.Demo import DemoNet
-from quantization import (QATHook, TensorQuantizer, load_checkpoint_file,
-                          load_quantized_checkpoint, load_state_dict_strict, named_quantizers)
+from quantization import (QATHook, TensorQuantizer, load_checkpoint_file, load_quantized_checkpoint,
+                          load_state_dict_strict, named_quantizers)
 
 CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'demo')
 
@@ -37,8 +37,8 @@ def float_checkpoint(tmp_path_factory):
 
 def run_qat(float_checkpoint, work_dir, max_epochs, resume=False, **hook_overrides):
     hook = dict(type='QATHook', calib_batches=2, calib_method='mse', **hook_overrides)
-    cfg = small_cfg('demonet_shapes_qat.py', work_dir,
-                    train_cfg=dict(max_epochs=max_epochs, val_interval=100))
+    cfg = small_cfg(
+        'demonet_shapes_qat.py', work_dir, train_cfg=dict(max_epochs=max_epochs, val_interval=100))
     cfg.custom_hooks = [hook]
     cfg.param_scheduler = []  # constant lr: the same at any max_epochs
     cfg.load_from = None if resume else float_checkpoint
@@ -73,8 +73,13 @@ def test_qat_trains_saves_and_resumes_exactly(float_checkpoint, tmp_path):
 
 
 def test_qat_tracks_ranges_until_frozen_and_freezes_bn(float_checkpoint, tmp_path):
-    runner = run_qat(float_checkpoint, str(tmp_path / 'track'), 2, freeze_quantizer_epoch=1,
-                     freeze_bn_epoch=0, recipe=dict(fold_bn=False, fuse_relu=False))
+    runner = run_qat(
+        float_checkpoint,
+        str(tmp_path / 'track'),
+        2,
+        freeze_quantizer_epoch=1,
+        freeze_bn_epoch=0,
+        recipe=dict(fold_bn=False, fuse_relu=False))
     model = runner.model
     assert all(q.amax_momentum is None for _, q in named_quantizers(model))
     assert isinstance(model.stem[1], torch.nn.BatchNorm2d)  # not folded
@@ -114,16 +119,21 @@ def test_float_and_quantized_checkpoints_in_the_wrong_model(float_checkpoint, tm
         load_quantized_checkpoint(DemoNet(), float_checkpoint)
     with pytest.raises(ValueError, match='is a quantized checkpoint but the model is float'):
         load_state_dict_strict(DemoNet(), quantized.state_dict(), 'q.pth')
-    with pytest.raises(KeyError, match=r'missing keys \[0.block.0.0.weight.*unexpected keys \[block.0.0.weight'):
+    with pytest.raises(
+            KeyError,
+            match=r'missing keys \[0.block.0.0.weight.*unexpected keys \[block.0.0.weight'):
         load_state_dict_strict(torch.nn.Sequential(DemoNet()), float_state, float_checkpoint)
-    with pytest.raises(ValueError, match=r'shapes differ for \[block.0.0.weight \(16, 16, 3, 3\) '
-                       r'vs model \(8, 8, 3, 3\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'shapes differ for \[block.0.0.weight \(16, 16, 3, 3\) '
+            r'vs model \(8, 8, 3, 3\)'):
         load_state_dict_strict(DemoNet(width=8), float_state, float_checkpoint)
 
 
 class Payload:
+
     def __reduce__(self):
-        return (os.system, ('echo pwned',))
+        return (os.system, ('echo pwned', ))
 
 
 def test_checkpoint_loading_refuses_unknown_classes_and_reports_files(tmp_path):
@@ -137,3 +147,30 @@ def test_checkpoint_loading_refuses_unknown_classes_and_reports_files(tmp_path):
         load_checkpoint_file(str(corrupt))
     with pytest.raises(FileNotFoundError, match='missing.pth does not exist'):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
+
+
+def test_failed_save_leaves_no_file_and_good_save_round_trips(tmp_path, monkeypatch):
+    from quantization import QuantRecipe, save_quantized_checkpoint
+    import quantization.checkpoint as checkpoint_module
+    model = DemoNet().eval()
+    recipe = QuantRecipe(skip_layers=['head.3'])
+    recipe.apply(model)
+    from quantization import CalibrationManager
+    CalibrationManager(model, progress=False).calibrate([torch.rand(4, 3, 32, 32)], 1, 'max')
+    target = tmp_path / 'ptq.pth'
+
+    def save_then_fail(checkpoint, filename):
+        torch.save(checkpoint, filename)
+        raise OSError('disk full')
+
+    monkeypatch.setattr(checkpoint_module, 'save_checkpoint', save_then_fail)
+    with pytest.raises(OSError, match='disk full'):
+        save_quantized_checkpoint(model, str(target), recipe)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    save_quantized_checkpoint(model, str(target), recipe, meta={'method': 'mse'})
+    fresh = DemoNet().eval()
+    assert load_quantized_checkpoint(fresh, str(target)).skip_layers == ['head.3']
+    assert not fresh.head[3].input_quantizer.is_enabled
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(fresh(x), model(x))

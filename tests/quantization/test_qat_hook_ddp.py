@@ -25,8 +25,12 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
 
 
 def _worker(rank, world_size, port, float_ckpt, work_dir, result_dir):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT=str(port))
     torch.cuda.set_device = lambda device: None  # mmengine's init_dist calls it unconditionally
     torch.set_num_threads(1)
     cfg = Config.fromfile(CONFIG)
@@ -47,8 +51,14 @@ def _worker(rank, world_size, port, float_ckpt, work_dir, result_dir):
     state = {
         'wrapped': is_model_wrapper(model),
         'quantizers': len(dict(named_quantizers(model.module))),
-        'amax': {name: q.amax.clone() for name, q in named_quantizers(model.module)},
-        'params': {name: p.detach().clone() for name, p in model.module.named_parameters()},
+        'amax': {
+            name: q.amax.clone()
+            for name, q in named_quantizers(model.module)
+        },
+        'params': {
+            name: p.detach().clone()
+            for name, p in model.module.named_parameters()
+        },
     }
     torch.save(state, osp.join(result_dir, f'rank{rank}.pth'))
     dist.barrier()
@@ -59,8 +69,11 @@ def test_qat_hook_under_ddp_keeps_ranks_in_sync(tmp_path):
     torch.manual_seed(0)
     torch.save({'state_dict': DemoNet().state_dict(), 'meta': {}}, float_ckpt)
     port = 29700 + os.getpid() % 200
-    mp.start_processes(_worker, args=(2, port, float_ckpt, str(tmp_path / 'work'), str(tmp_path)),
-                       nprocs=2, start_method='fork')
+    mp.start_processes(
+        _worker,
+        args=(2, port, float_ckpt, str(tmp_path / 'work'), str(tmp_path)),
+        nprocs=2,
+        start_method='fork')
     ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in range(2)]
     for state in ranks:
         assert state['wrapped'] and state['quantizers'] == 18

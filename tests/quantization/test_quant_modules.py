@@ -3,17 +3,16 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
-from quantization import (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, QuantAdd,
-                          QuantConcat, QuantConv2d, QuantConvTranspose2d, QuantDescriptor,
-                          QuantLinear)
+from quantization import (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, QuantAdd, QuantConcat,
+                          QuantConv2d, QuantConvTranspose2d, QuantDescriptor, QuantLinear)
 from quantization.tensor_quant import fake_quant, scale_from_amax
 
 MAX = QuantDescriptor(calib_method='max')
 
 
 def fq(x, amax, axis=None):
-    return fake_quant(x, scale_from_amax(amax, 127),
-                      torch.zeros(amax.shape, dtype=torch.int32), axis, -127, 127)
+    return fake_quant(x, scale_from_amax(amax, 127), torch.zeros(amax.shape, dtype=torch.int32),
+                      axis, -127, 127)
 
 
 def calibrate(module, *inputs):
@@ -28,12 +27,14 @@ def calibrate(module, *inputs):
         q.load_calib_amax('max')
 
 
-@pytest.mark.parametrize('type_name', ['QuantConv2d', 'QuantConvTranspose2d', 'QuantLinear',
-                                       'QuantAdd', 'QuantConcat'])
+@pytest.mark.parametrize(
+    'type_name', ['QuantConv2d', 'QuantConvTranspose2d', 'QuantLinear', 'QuantAdd', 'QuantConcat'])
 def test_built_by_type_name_from_registry(type_name):
-    args = {'QuantLinear': dict(in_features=4, out_features=3), 'QuantAdd': {},
-            'QuantConcat': dict(dim=1)}.get(type_name, dict(in_channels=4, out_channels=3,
-                                                             kernel_size=3))
+    args = {
+        'QuantLinear': dict(in_features=4, out_features=3),
+        'QuantAdd': {},
+        'QuantConcat': dict(dim=1)
+    }.get(type_name, dict(in_channels=4, out_channels=3, kernel_size=3))
     module = MODELS.build(dict(type=type_name, **args))
     assert type(module).__name__ == type_name
 
@@ -49,23 +50,25 @@ def test_quant_conv2d_equals_manual_computation():
     calibrate(conv, x)
     w_amax = conv.weight.detach().abs().amax(dim=(1, 2, 3))
     assert torch.allclose(conv.weight_quantizer.amax, w_amax)
-    expected = nn.functional.conv2d(fq(x, x.abs().max()), fq(conv.weight, w_amax, 0), conv.bias,
-                                    padding=1)
+    expected = nn.functional.conv2d(
+        fq(x,
+           x.abs().max()), fq(conv.weight, w_amax, 0), conv.bias, padding=1)
     assert torch.allclose(conv(x), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize('weight_desc,axis', [(None, None),
-                                              (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, 0)])
+@pytest.mark.parametrize('weight_desc,axis',
+                         [(None, None), (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, 0)])
 def test_quant_conv_transpose_weight_axes(weight_desc, axis):
-    deconv = QuantConvTranspose2d(4, 6, 2, stride=2, quant_desc_input=MAX,
-                                  quant_desc_weight=weight_desc)
+    deconv = QuantConvTranspose2d(
+        4, 6, 2, stride=2, quant_desc_input=MAX, quant_desc_weight=weight_desc)
     x = torch.randn(2, 4, 5, 5)
     calibrate(deconv, x)
     w = deconv.weight.detach()  # (C_in, C_out, kH, kW)
     w_amax = w.abs().max() if axis is None else w.abs().amax(dim=(1, 2, 3))
     assert deconv.weight_quantizer.amax.shape == w_amax.shape
-    expected = nn.functional.conv_transpose2d(fq(x, x.abs().max()), fq(w, w_amax, axis),
-                                              deconv.bias, stride=2)
+    expected = nn.functional.conv_transpose2d(
+        fq(x,
+           x.abs().max()), fq(w, w_amax, axis), deconv.bias, stride=2)
     assert torch.allclose(deconv(x), expected, atol=1e-6)
 
 
@@ -74,9 +77,10 @@ def test_quant_linear_per_row():
     x = torch.randn(10, 6)
     calibrate(linear, x)
     assert linear.weight_quantizer.amax.shape == (4, )
-    expected = nn.functional.linear(fq(x, x.abs().max()),
-                                    fq(linear.weight, linear.weight.detach().abs().amax(1), 0),
-                                    linear.bias)
+    expected = nn.functional.linear(
+        fq(x,
+           x.abs().max()), fq(linear.weight,
+                              linear.weight.detach().abs().amax(1), 0), linear.bias)
     assert torch.allclose(linear(x), expected, atol=1e-6)
 
 

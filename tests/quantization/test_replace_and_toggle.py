@@ -1,10 +1,8 @@
 import pytest
-import torch
 from torch import nn
 
 from quantization import (QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantAdd,
-                          disable_quantizers, enable_quantizers, named_quantizers,
-                          quantize_model)
+                          disable_quantizers, enable_quantizers, named_quantizers, quantize_model)
 from projects.Demo import DemoNet
 
 
@@ -40,8 +38,10 @@ def test_disable_by_pattern_and_unknown_pattern_error():
     quantize_model(model)
     assert disable_quantizers(model, ['stem.*', 'head.0']) == 4
     names = {n for n, q in named_quantizers(model) if not q.is_enabled}
-    assert names == {'stem.0.input_quantizer', 'stem.0.weight_quantizer',
-                     'head.0.input_quantizer', 'head.0.weight_quantizer'}
+    assert names == {
+        'stem.0.input_quantizer', 'stem.0.weight_quantizer', 'head.0.input_quantizer',
+        'head.0.weight_quantizer'
+    }
     assert enable_quantizers(model, 'stem') == 2
     with pytest.raises(KeyError, match=r"\['backbone.conv9'\] match no quantizer"):
         disable_quantizers(model, ['head.0', 'backbone.conv9'])

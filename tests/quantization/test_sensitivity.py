@@ -4,8 +4,7 @@ import torch
 from torch import nn
 
 from quantization import (CalibrationManager, greedy_skip_search, layer_sensitivity,
-                          named_quantizers, plot_sensitivity, quantize_model,
-                          save_sensitivity_csv)
+                          named_quantizers, plot_sensitivity, quantize_model, save_sensitivity_csv)
 
 
 def fragile_model():
@@ -42,8 +41,11 @@ def test_fragile_layer_ranks_first_and_greedy_search_skips_it(tmp_path):
     assert report.layers[0].delta_only > 10 * report.layers[1].delta_only
     assert all(q.is_enabled for _, q in named_quantizers(model))  # flags restored
 
-    result = greedy_skip_search(model, evaluate, [r.layer for r in report.layers], budget=0.05,
-                                float_metric=report.float_metric)
+    result = greedy_skip_search(
+        model,
+        evaluate, [r.layer for r in report.layers],
+        budget=0.05,
+        float_metric=report.float_metric)
     assert result.skip_layers == ['fragile']
     assert report.float_metric - result.metric <= 0.05
     assert [t['skipped'] for t in result.trace] == [0, 1]

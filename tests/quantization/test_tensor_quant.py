@@ -15,8 +15,9 @@ def fq_by_hand(x: np.ndarray, amax, qmin=-127, qmax=127) -> np.ndarray:
 def test_per_tensor_matches_hand_formula():
     x = np.array([-2.0, -1.0, -0.013, 0.0, 0.004, 0.5, 0.99, 1.0, 3.0], np.float32)
     amax = torch.tensor(1.0)
-    out = fake_quant(torch.from_numpy(x), scale_from_amax(amax, 127),
-                     torch.zeros((), dtype=torch.int32), None, -127, 127)
+    out = fake_quant(
+        torch.from_numpy(x), scale_from_amax(amax, 127), torch.zeros((), dtype=torch.int32), None,
+        -127, 127)
     np.testing.assert_allclose(out.numpy(), fq_by_hand(x, 1.0), rtol=0, atol=1e-7)
     # hand-worked points: 0.5 / (1/127) = 63.5 -> 64 (half to even), 3.0 clips to 127 -> 1.0
     assert out[5].item() == pytest.approx(64 / 127)
@@ -64,7 +65,8 @@ def test_half_input_keeps_dtype():
 def test_descriptor_ranges_and_validation():
     assert (QuantDescriptor().quant_min, QuantDescriptor().quant_max) == (-127, 127)
     assert QuantDescriptor(narrow_range=False).quant_min == -128
-    assert (QuantDescriptor(unsigned=True).quant_min, QuantDescriptor(unsigned=True).quant_max) == (0, 255)
+    assert (QuantDescriptor(unsigned=True).quant_min,
+            QuantDescriptor(unsigned=True).quant_max) == (0, 255)
     with pytest.raises(ValueError, match='calib_method'):
         QuantDescriptor(calib_method='kl')
     with pytest.raises(ValueError, match='per tensor only'):

@@ -29,7 +29,8 @@ def test_amax_is_a_buffer_from_init_and_scale_follows():
 
 def test_quantizing_before_calibration_names_the_quantizer():
     quantizer = TensorQuantizer(name='backbone.conv1.input_quantizer')
-    with pytest.raises(RuntimeError, match='backbone.conv1.input_quantizer: quantizing before calibration'):
+    with pytest.raises(
+            RuntimeError, match='backbone.conv1.input_quantizer: quantizing before calibration'):
         quantizer(torch.randn(3))
 
 
@@ -40,7 +41,8 @@ def test_calibration_with_no_data_and_with_nan():
     quantizer.load_calib_amax('mse', strict=False)  # documented fallback: keep amax unset
     assert not quantizer.has_amax
     quantizer.enable_calib()
-    with pytest.raises(ValueError, match='neck.input_quantizer: calibration input holds NaN or Inf'):
+    with pytest.raises(
+            ValueError, match='neck.input_quantizer: calibration input holds NaN or Inf'):
         quantizer(torch.tensor([1.0, float('inf')]))
 
 
@@ -95,10 +97,19 @@ def test_onnx_export_uses_full_int8_low_bound(monkeypatch):
 
 def test_histogram_quantizer_methods_differ_on_heavy_tails():
     data = torch.cat([torch.randn(20000), torch.tensor([40.0])])
-    amaxes = {m: calibrated(QuantDescriptor(calib_method='histogram'), data, m).amax.item()
-              for m in ('max', 'percentile', 'mse', 'entropy')}
+    amaxes = {
+        m: calibrated(QuantDescriptor(calib_method='histogram'), data, m).amax.item()
+        for m in ('max', 'percentile', 'mse', 'entropy')
+    }
     assert amaxes['max'] >= 40.0
     assert amaxes['percentile'] < 10 and amaxes['entropy'] < 10
     # One outlier of 40 in 20k samples: clipping it costs 36**2 / 20001 = 0.065 of MSE, more than
     # the coarser step of amax ~36 costs ((36 / 127)**2 / 12 = 0.0067), so MSE keeps it.
     assert 30 < amaxes['mse'] < amaxes['max']
+
+
+def test_per_channel_amax_of_wrong_length_is_named():
+    quantizer = TensorQuantizer(QuantDescriptor(axis=0), name='conv.weight_quantizer')
+    quantizer.set_amax(torch.ones(3))
+    with pytest.raises(ValueError, match='conv.weight_quantizer: 3 per-channel amax values for 4'):
+        quantizer(torch.randn(4, 2))
