@@ -1,0 +1,102 @@
+"""ONNX graph clean-up passes over onnx-graphsurgeon graphs; each returns how many it changed."""
+import os
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+
+def _constant_value(tensor):
+    """numpy value of an initializer or a Constant node's output, else None."""
+    if isinstance(tensor, gs.Constant):
+        return tensor.values
+    if len(tensor.inputs) == 1 and tensor.inputs[0].op == 'Constant':
+        return tensor.inputs[0].attrs['value'].values
+    return None
+
+
+def quantize_constant(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+                      axis: int) -> np.ndarray:
+    """ONNX QuantizeLinear on a constant: ``saturate(round_half_even(x / scale) + zp)``."""
+    if scale.ndim == 1 and scale.size > 1:
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    info = np.iinfo(zero_point.dtype)
+    quantized = np.rint(values.astype(np.float32) / scale) + zero_point.astype(np.int32)
+    return np.clip(quantized, info.min, info.max).astype(zero_point.dtype)
+
+
+def fold_weight_quantization(graph: gs.Graph) -> int:
+    """Replace ``QuantizeLinear(constant weight)`` by an INT8 initializer feeding the
+    DequantizeLinear, so the file stores weights in one byte each."""
+    folded = 0
+    for node in graph.nodes:
+        if node.op != 'QuantizeLinear':
+            continue
+        values = _constant_value(node.inputs[0])
+        scale = _constant_value(node.inputs[1])
+        zero_point = _constant_value(node.inputs[2]) if len(node.inputs) > 2 else None
+        if values is None or scale is None or zero_point is None:
+            continue
+        axis = node.attrs.get('axis', 1)
+        quantized = quantize_constant(np.asarray(values), np.asarray(scale),
+                                      np.asarray(zero_point), axis % max(np.ndim(values), 1))
+        int8_weight = gs.Constant(f'{node.name}_int8', quantized)
+        for consumer in list(node.outputs[0].outputs):
+            consumer.inputs[consumer.inputs.index(node.outputs[0])] = int8_weight
+        node.outputs.clear()
+        folded += 1
+    graph.cleanup().toposort()
+    return folded
+
+
+def remove_noop_nodes(graph: gs.Graph) -> int:
+    """Remove Identity nodes and Casts to the dtype their input already has."""
+    removed = 0
+    graph_outputs = {t.name for t in graph.outputs}
+    for node in graph.nodes:
+        if node.op == 'Identity':
+            noop = True
+        elif node.op == 'Cast':
+            source_dtype = node.inputs[0].dtype
+            noop = source_dtype is not None and onnx.helper.np_dtype_to_tensor_dtype(
+                np.dtype(source_dtype)) == node.attrs.get('to')
+        else:
+            continue
+        if not noop or node.outputs[0].name in graph_outputs:
+            continue
+        source, result = node.inputs[0], node.outputs[0]
+        for consumer in list(result.outputs):
+            consumer.inputs[consumer.inputs.index(result)] = source
+        node.outputs.clear()
+        removed += 1
+    graph.cleanup().toposort()
+    return removed
+
+
+def clean_up_onnx(src_path: str, dst_path: str) -> dict:
+    """Fold INT8 weights, drop no-op nodes, infer shapes, check, and write ``dst_path``
+    atomically. Returns the counts of each pass."""
+    if not os.path.isfile(src_path):
+        raise FileNotFoundError(f'ONNX file {src_path} does not exist')
+    try:
+        model = onnx.load(src_path)
+    except Exception as err:
+        raise ValueError(f'cannot read ONNX file {src_path}: {str(err).splitlines()[0]}') from err
+    graph = gs.import_onnx(model)
+    counts = {'weights_folded': fold_weight_quantization(graph),
+              'noops_removed': remove_noop_nodes(graph)}
+    cleaned = gs.export_onnx(graph)
+    del cleaned.opset_import[:]
+    cleaned.opset_import.extend(model.opset_import)
+    cleaned = onnx.shape_inference.infer_shapes(cleaned)
+    onnx.checker.check_model(cleaned)
+    tmp_path = f'{dst_path}.tmp.onnx'
+    try:
+        onnx.save(cleaned, tmp_path)
+        os.replace(tmp_path, dst_path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+    return counts
