@@ -40,8 +40,9 @@ def fold_weight_quantization(graph: gs.Graph) -> int:
         if values is None or scale is None or zero_point is None:
             continue
         axis = node.attrs.get('axis', 1)
-        quantized = quantize_constant(np.asarray(values), np.asarray(scale),
-                                      np.asarray(zero_point), axis % max(np.ndim(values), 1))
+        quantized = quantize_constant(
+            np.asarray(values), np.asarray(scale), np.asarray(zero_point),
+            axis % max(np.ndim(values), 1))
         int8_weight = gs.Constant(f'{node.name}_int8', quantized)
         for consumer in list(node.outputs[0].outputs):
             consumer.inputs[consumer.inputs.index(node.outputs[0])] = int8_weight
@@ -85,8 +86,10 @@ def clean_up_onnx(src_path: str, dst_path: str) -> dict:
     except Exception as err:
         raise ValueError(f'cannot read ONNX file {src_path}: {str(err).splitlines()[0]}') from err
     graph = gs.import_onnx(model)
-    counts = {'weights_folded': fold_weight_quantization(graph),
-              'noops_removed': remove_noop_nodes(graph)}
+    counts = {
+        'weights_folded': fold_weight_quantization(graph),
+        'noops_removed': remove_noop_nodes(graph)
+    }
     cleaned = gs.export_onnx(graph)
     del cleaned.opset_import[:]
     cleaned.opset_import.extend(model.opset_import)

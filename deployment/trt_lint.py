@@ -24,10 +24,9 @@ from .graph_passes import _constant_value
 WEIGHT_LAYERS = ('Conv', 'ConvTranspose', 'Gemm', 'MatMul')
 #: ops TensorRT executes in INT8 or passes INT8 through (Q/DQ around them is useful).
 INT8_OPS = set(WEIGHT_LAYERS) | {
-    'Add', 'Relu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Concat', 'Reshape',
-    'Transpose', 'Slice', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity', 'Resize', 'Pad',
-    'Split', 'Gather', 'ReduceMax', 'Clip', 'LeakyRelu', 'Mul', 'QuantizeLinear',
-    'DequantizeLinear'
+    'Add', 'Relu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Concat', 'Reshape', 'Transpose',
+    'Slice', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity', 'Resize', 'Pad', 'Split', 'Gather',
+    'ReduceMax', 'Clip', 'LeakyRelu', 'Mul', 'QuantizeLinear', 'DequantizeLinear'
 }
 
 
@@ -71,8 +70,9 @@ def lint_for_tensorrt(model) -> List[LintIssue]:
         if node.op in ('QuantizeLinear', 'DequantizeLinear') and len(node.inputs) > 2:
             zero_point = _constant_value(node.inputs[2])
             if zero_point is not None and np.any(zero_point != 0):
-                issues.append(LintIssue(node.name, 'nonzero-zero-point',
-                                        'TensorRT needs symmetric quantization (zero-point 0)'))
+                issues.append(
+                    LintIssue(node.name, 'nonzero-zero-point',
+                              'TensorRT needs symmetric quantization (zero-point 0)'))
         if node.op in WEIGHT_LAYERS:
             issues += _lint_weight_layer(node)
         elif node.op == 'Add':
@@ -85,13 +85,15 @@ def lint_for_tensorrt(model) -> List[LintIssue]:
 def _lint_weight_layer(node: gs.Node) -> List[LintIssue]:
     issues = []
     if _dequantized_source(node.inputs[0]) is None:
-        issues.append(LintIssue(node.name, 'unquantized-input',
-                                f'{node.op} input has no Q/DQ: the layer runs in float'))
+        issues.append(
+            LintIssue(node.name, 'unquantized-input',
+                      f'{node.op} input has no Q/DQ: the layer runs in float'))
     weight_dq = _dequantized_source(node.inputs[1]) if len(node.inputs) > 1 else None
     if weight_dq is None:
-        issues.append(LintIssue(node.name, 'unquantized-weight',
-                                f'{node.op} weight has no DequantizeLinear: the layer runs in '
-                                'float'))
+        issues.append(
+            LintIssue(node.name, 'unquantized-weight',
+                      f'{node.op} weight has no DequantizeLinear: the layer runs in '
+                      'float'))
         return issues
     scale = _constant_value(weight_dq.inputs[1])
     if scale is None or np.ndim(scale) == 0 or np.size(scale) == 1:
@@ -100,13 +102,17 @@ def _lint_weight_layer(node: gs.Node) -> List[LintIssue]:
     rank = np.ndim(weight) if weight is not None else 4
     axis = weight_dq.attrs.get('axis', 1) % rank
     if node.op == 'ConvTranspose':
-        issues.append(LintIssue(node.name, 'weight-axis',
-                                f'per-channel ConvTranspose weights (axis {axis}) made TensorRT '
-                                'builds fail ("vol == 1 failed"); quantize them per tensor'))
+        issues.append(
+            LintIssue(
+                node.name, 'weight-axis',
+                f'per-channel ConvTranspose weights (axis {axis}) made TensorRT '
+                'builds fail ("vol == 1 failed"); quantize them per tensor'))
     elif axis != _expected_weight_axis(node, rank):
-        issues.append(LintIssue(node.name, 'weight-axis',
-                                f'per-channel weight scales on axis {axis}; TensorRT needs the '
-                                f'output-channel axis {_expected_weight_axis(node, rank)}'))
+        issues.append(
+            LintIssue(
+                node.name, 'weight-axis',
+                f'per-channel weight scales on axis {axis}; TensorRT needs the '
+                f'output-channel axis {_expected_weight_axis(node, rank)}'))
     return issues
 
 
@@ -117,15 +123,21 @@ def _lint_add(node: gs.Node) -> List[LintIssue]:
     scales = [_constant_value(source.inputs[1]) for source in sources]
     if any(scale is None for scale in scales) or np.allclose(scales[0], scales[1]):
         return []
-    return [LintIssue(node.name, 'add-scale-mismatch',
-                      f'residual Add inputs carry different scales ({float(np.max(scales[0])):.4g}'
-                      f' vs {float(np.max(scales[1])):.4g}); share one quantizer (QuantAdd)')]
+    return [
+        LintIssue(
+            node.name, 'add-scale-mismatch',
+            f'residual Add inputs carry different scales ({float(np.max(scales[0])):.4g}'
+            f' vs {float(np.max(scales[1])):.4g}); share one quantizer (QuantAdd)')
+    ]
 
 
 def _lint_float_op(node: gs.Node) -> List[LintIssue]:
     quantized_in = any(_dequantized_source(t) is not None for t in node.inputs)
-    quantized_out = any(consumer.op == 'QuantizeLinear' for t in node.outputs for consumer in t.outputs)
+    quantized_out = any(consumer.op == 'QuantizeLinear' for t in node.outputs
+                        for consumer in t.outputs)
     if quantized_in and quantized_out:
-        return [LintIssue(node.name, 'float-op-in-qdq',
-                          f'Q/DQ around {node.op}, which TensorRT runs in float: remove them')]
+        return [
+            LintIssue(node.name, 'float-op-in-qdq',
+                      f'Q/DQ around {node.op}, which TensorRT runs in float: remove them')
+        ]
     return []

@@ -25,15 +25,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
 from quantization import (  # noqa: E402
-    QuantRecipe,
-    evaluate_model,
-    greedy_skip_search,
-    layer_sensitivity,
-    load_checkpoint_file,
-    load_state_dict_strict,
-    plot_sensitivity,
-    quantize_and_calibrate,
-    save_sensitivity_csv)
+    QuantRecipe, evaluate_model, greedy_skip_search, layer_sensitivity, load_checkpoint_file,
+    load_state_dict_strict, plot_sensitivity, quantize_and_calibrate, save_sensitivity_csv)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FLOAT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')

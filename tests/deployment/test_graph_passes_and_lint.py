@@ -22,9 +22,10 @@ def qdq(graph_nodes, tensor, scale, zero_point=0, axis=None, name='x'):
     attrs = {} if axis is None else {'axis': axis}
     quantized = gs.Variable(f'{name}_q', dtype=np.int8)
     dequantized = gs.Variable(f'{name}_dq', dtype=np.float32)
-    graph_nodes.append(gs.Node('QuantizeLinear', f'{name}_Q', attrs, [tensor, scale_c, zp], [quantized]))
-    graph_nodes.append(gs.Node('DequantizeLinear', f'{name}_DQ', attrs, [quantized, scale_c, zp],
-                               [dequantized]))
+    graph_nodes.append(
+        gs.Node('QuantizeLinear', f'{name}_Q', attrs, [tensor, scale_c, zp], [quantized]))
+    graph_nodes.append(
+        gs.Node('DequantizeLinear', f'{name}_DQ', attrs, [quantized, scale_c, zp], [dequantized]))
     return dequantized
 
 
@@ -80,8 +81,13 @@ def exported_demo(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('onnx') / 'demo.onnx')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        torch.onnx.export(model, (torch.rand(2, 3, 32, 32), ), path, dynamo=False,
-                          opset_version=17, input_names=['inputs'], output_names=['logits'])
+        torch.onnx.export(
+            model, (torch.rand(2, 3, 32, 32), ),
+            path,
+            dynamo=False,
+            opset_version=17,
+            input_names=['inputs'],
+            output_names=['logits'])
     return path
 
 
@@ -90,8 +96,9 @@ def test_clean_up_folds_int8_weights_exactly_and_lint_passes(exported_demo, tmp_
     counts = clean_up_onnx(exported_demo, cleaned)
     assert counts['weights_folded'] == 8
     graph = onnx.load(cleaned).graph
-    int8_initializers = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8
-                         and len(i.dims) >= 2]
+    int8_initializers = [
+        i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) >= 2
+    ]
     assert len(int8_initializers) == 8
     x = np.random.default_rng(0).random((2, 3, 32, 32), np.float32)
     before = ort.InferenceSession(exported_demo).run(None, {'inputs': x})[0]

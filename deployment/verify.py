@@ -1,0 +1,118 @@
+"""Compare an exported ONNX model in ONNX Runtime with the PyTorch models it came from."""
+import json
+import os
+from typing import Callable, Dict, Iterable, List
+
+import numpy as np
+
+Outputs = Dict[str, np.ndarray]
+
+
+def compare_arrays(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    """Max / mean absolute error and cosine similarity of two arrays of one shape."""
+    if reference.shape != candidate.shape:
+        raise ValueError(f'shapes differ: {reference.shape} vs {candidate.shape}')
+    reference = reference.astype(np.float64).ravel()
+    candidate = candidate.astype(np.float64).ravel()
+    difference = np.abs(reference - candidate)
+    norms = np.linalg.norm(reference) * np.linalg.norm(candidate)
+    cosine = float(reference @ candidate /
+                   norms) if norms > 0 else float(np.array_equal(reference, candidate))
+    return {
+        'max_abs': float(difference.max(initial=0.0)),
+        'mean_abs': float(difference.mean()),
+        'cosine': cosine
+    }
+
+
+def _merge(stats: List[dict]) -> dict:
+    return {
+        'max_abs': max(s['max_abs'] for s in stats),
+        'mean_abs': float(np.mean([s['mean_abs'] for s in stats])),
+        'cosine': min(s['cosine'] for s in stats)
+    }
+
+
+def verify_outputs(onnx_run: Callable[[Outputs], Outputs], batches: Iterable[Outputs],
+                   references: Dict[str, Callable[[Outputs], Outputs]]) -> Dict[str, dict]:
+    """Run every batch through ONNX Runtime and each reference; per reference and output name,
+    the worst max error, the mean of mean errors and the lowest cosine over the batches.
+
+    Args:
+        onnx_run: inputs by name -> outputs by name (ONNX Runtime).
+        batches: inputs by name, as numpy arrays.
+        references: e.g. ``{'pytorch_fake_quant': fn, 'pytorch_float': fn}``, same signature.
+    """
+    per_reference: Dict[str, Dict[str, list]] = {name: {} for name in references}
+    seen = 0
+    for inputs in batches:
+        onnx_outputs = onnx_run(inputs)
+        for ref_name, reference in references.items():
+            ref_outputs = reference(inputs)
+            for out_name, value in onnx_outputs.items():
+                stats = compare_arrays(np.asarray(ref_outputs[out_name]), value)
+                per_reference[ref_name].setdefault(out_name, []).append(stats)
+        seen += 1
+    if seen == 0:
+        raise ValueError('verification saw 0 batches')
+    return {
+        ref: {
+            out: _merge(stats)
+            for out, stats in outs.items()
+        }
+        for ref, outs in per_reference.items()
+    }
+
+
+def markdown_report(report: dict) -> str:
+    """The verification part of a deploy report as Markdown tables."""
+    lines = [f"# Deployment report: {report.get('model', '')}", '']
+    for artifact, entry in report.get('artifacts', {}).items():
+        lines.append(
+            f"- `{artifact}`: {entry.get('path', '')} ({entry.get('size_bytes', 0)} bytes)")
+    for target, result in report.get('targets', {}).items():
+        lines += [
+            '', f'## Target `{target}`', '', '| compared with | output | max abs | mean abs | '
+            'cosine |', '|---|---|---:|---:|---:|'
+        ]
+        for ref, outputs in result.get('verification', {}).items():
+            for out, stats in outputs.items():
+                lines.append(f"| {ref} | {out} | {stats['max_abs']:.3e} | {stats['mean_abs']:.3e} "
+                             f"| {stats['cosine']:.6f} |")
+        if result.get('metrics'):
+            lines += [
+                '', '| model | ' + ' | '.join(result['metrics'][0]['values']) + ' |',
+                '|---|' + '---:|' * len(result['metrics'][0]['values'])
+            ]
+            for row in result['metrics']:
+                lines.append(f"| {row['model']} | " +
+                             ' | '.join(f'{v:.4f}' for v in row['values'].values()) + ' |')
+        lint = result.get('lint', [])
+        lines += ['', f'TensorRT lint: {len(lint)} issue(s)'] + [f'- {issue}' for issue in lint]
+    engine = report.get('tensorrt_engine')
+    if engine:
+        lines += [
+            '', '## TensorRT engine', '',
+            engine.get('status', ''), '', '```',
+            engine.get('trtexec', ''), '```'
+        ]
+    return '\n'.join(lines) + '\n'
+
+
+def write_report(report: dict, work_dir: str, name: str = 'deploy_report') -> List[str]:
+    """Write ``name.json`` and ``name.md`` into ``work_dir`` atomically; returns both paths."""
+    paths = []
+    for suffix, text in (('json', json.dumps(report, indent=2)), ('md', markdown_report(report))):
+        path = os.path.join(work_dir, f'{name}.{suffix}')
+        with open(f'{path}.tmp', 'w') as report_file:
+            report_file.write(text)
+        os.replace(f'{path}.tmp', path)
+        paths.append(path)
+    return paths
+
+
+def file_size(path: str) -> int:
+    """Bytes of an ONNX file including its external data files, if any."""
+    size = os.path.getsize(path)
+    external = f'{path}.data'
+    return size + (os.path.getsize(external) if os.path.exists(external) else 0)

@@ -1,0 +1,137 @@
+"""tools/deploy.py from config files on DemoNet: artifacts, Q/DQ counts, verification, errors."""
+import json
+import os
+import os.path as osp
+from collections import Counter
+
+import onnx
+import pytest
+import torch
+
+from projects.Demo import DemoNet
+from tools.deploy import main as deploy_main
+
+ROOT = osp.join(osp.dirname(__file__), '..', '..')
+DEPLOY_CFG = osp.join(ROOT, 'configs', 'demo', 'deploy_demonet.py')
+
+
+@pytest.fixture(scope='module')
+def small_model_cfg(tmp_path_factory):
+    """The demo model config at width 128 (weights dominate the file, as in real models; the
+    ~30 kB of names, scales and shapes would dominate a tiny one) and small datasets."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py'))
+    cfg.model.width = 128
+    cfg.train_dataloader.dataset.num_samples = 64
+    cfg.val_dataloader.dataset.num_samples = 32
+    cfg.val_dataloader.batch_size = 8
+    path = str(tmp_path_factory.mktemp('cfg') / 'model_cfg.py')
+    cfg.dump(path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def float_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'float.pth')
+    torch.save({'state_dict': DemoNet(width=128).state_dict(), 'meta': {}}, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def deployed(small_model_cfg, float_checkpoint, tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('deploy'))
+    assert deploy_main([
+        DEPLOY_CFG, small_model_cfg, float_checkpoint, '--work-dir', work_dir, '--cfg-options',
+        'quantization.calib_batches=2'
+    ]) == 0
+    return work_dir
+
+
+def ops(path):
+    return Counter(node.op_type for node in onnx.load(path).graph.node)
+
+
+def test_artifacts_counts_and_size(deployed):
+    names = set(os.listdir(deployed))
+    assert {
+        'float.onnx', 'quantized.pth', 'int8_tensorrt.onnx', 'int8_onnxruntime.onnx',
+        'deploy_report.json', 'deploy_report.md'
+    } <= names
+    assert not [n for n in names if '.tmp' in n]
+    assert ops(osp.join(deployed, 'float.onnx'))['QuantizeLinear'] == 0
+    trt_ops = ops(osp.join(deployed, 'int8_tensorrt.onnx'))
+    # 8 weight layers: weights folded to INT8 initializers (DQ only); inputs of 8 layers and
+    # 2 + 2 of QuantAdd / QuantConcat keep Q and DQ.
+    assert trt_ops['DequantizeLinear'] == 20 and trt_ops['QuantizeLinear'] == 12
+    assert ops(osp.join(deployed, 'int8_onnxruntime.onnx'))['QuantizeLinear'] > 12
+    report = json.load(open(osp.join(deployed, 'deploy_report.json')))
+    assert report['int8_size_ratio']['tensorrt'] <= 0.27
+    assert report['checkpoint_kind'] == 'float'
+
+
+def test_verification_against_pytorch(deployed):
+    report = json.load(open(osp.join(deployed, 'deploy_report.json')))
+    for target in ('tensorrt', 'onnxruntime'):
+        result = report['targets'][target]
+        fake_quant = result['verification']['pytorch_fake_quant']['logits']
+        # Differences come only from values below -amax: -127 in PyTorch, -128 in ONNX.
+        assert fake_quant['cosine'] > 0.999
+        assert fake_quant['mean_abs'] < 0.05
+        assert result['lint'] == []
+        metrics = {row['model']: row['values']['shapes/accuracy'] for row in result['metrics']}
+        assert abs(metrics['onnxruntime'] - metrics['pytorch_fake_quant']) <= 100 / 32 + 1e-6
+    assert 'trtexec --onnx=' in report['tensorrt_engine']['trtexec']
+
+
+def test_quantized_checkpoint_is_deployed_without_new_calibration(deployed, small_model_cfg,
+                                                                  tmp_path):
+    work_dir = str(tmp_path / 'again')
+    assert deploy_main([
+        DEPLOY_CFG, small_model_cfg,
+        osp.join(deployed, 'quantized.pth'), '--work-dir', work_dir, '--cfg-options',
+        'targets=[tensorrt]'
+    ]) == 0
+    report = json.load(open(osp.join(work_dir, 'deploy_report.json')))
+    assert report['checkpoint_kind'] == 'quantized' and 'quantization' not in report
+    first = onnx.load(osp.join(deployed, 'int8_tensorrt.onnx'))
+    second = onnx.load(osp.join(work_dir, 'int8_tensorrt.onnx'))
+    int8 = [i for i in first.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    int8_again = [i for i in second.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert sorted(i.raw_data for i in int8) == sorted(i.raw_data for i in int8_again)
+
+
+def run_failing(args, capsys):
+    assert deploy_main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ')
+    return lines[0]
+
+
+def test_bad_input_gives_one_line_and_no_artifact(small_model_cfg, float_checkpoint, tmp_path,
+                                                  capsys):
+    work_dir = str(tmp_path / 'bad')
+    line = run_failing(
+        [DEPLOY_CFG, small_model_cfg,
+         str(tmp_path / 'nope.pth'), '--work-dir', work_dir], capsys)
+    assert 'checkpoint' in line and 'nope.pth does not exist' in line
+    narrow = str(tmp_path / 'narrow.pth')
+    torch.save({'state_dict': DemoNet(width=16).state_dict()}, narrow)
+    line = run_failing([DEPLOY_CFG, small_model_cfg, narrow, '--work-dir', work_dir], capsys)
+    assert 'narrow.pth does not fit DemoNet: shapes differ' in line
+    line = run_failing([
+        DEPLOY_CFG, small_model_cfg, float_checkpoint, '--work-dir', work_dir, '--cfg-options',
+        'onnx_config.input_shapes.inputs=[-1,3,64,64]'
+    ], capsys)
+    assert "input 'inputs' has shape [8, 3, 32, 32], but onnx_config.input_shapes gives" in line
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        line = run_failing([
+            DEPLOY_CFG, small_model_cfg, float_checkpoint, '--work-dir', work_dir, '--engine',
+            'require', '--cfg-options', 'targets=[tensorrt]', 'quantization.calib_batches=1',
+            'verification.num_batches=1'
+        ], capsys)
+        assert 'TensorRT is not installed' in line
+    leftovers = os.listdir(work_dir) if osp.isdir(work_dir) else []
+    assert 'int8_tensorrt.engine' not in leftovers and not [n for n in leftovers if '.tmp' in n]
