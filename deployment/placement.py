@@ -3,10 +3,15 @@
 - ``tensorrt``: Q/DQ on the inputs and weights of Conv/ConvTranspose/Gemm and on both inputs of
   residual adds, exactly as the quantized torch model exports (pytorch-quantization's placement,
   which TensorRT fuses).
-- ``onnxruntime``: additionally a Q/DQ pair right after each Conv/ConvTranspose/Gemm whose output
-  (directly or through a Relu) only feeds QuantizeLinear nodes of one scale. ONNX Runtime then
-  finds its DQ -> Conv -> Q units and runs QLinearConv. The pair reuses the consumers' scale, so
-  the result is unchanged: negative values it clips are zeroed by the Relu anyway.
+- ``onnxruntime``: the same graph in ONNX Runtime's fast CPU form, uint8 activations and int8
+  weights (as its own ``quantize_static`` makes), one scale per tensor:
+  1. a tensor quantized by several consumers with different scales gets one Q/DQ pair with the
+     largest scale (no new clipping; a coarser grid for the other consumers), so ONNX Runtime can
+     fuse it into the producing layer;
+  2. an activation Q/DQ pair with int8 zero-point 0 becomes uint8 with zero-point 128 and the same
+     scale, numerically identical; after a Relu it becomes uint8 with zero-point 0 and scale
+     ``amax / 255``: the same clip at amax on a grid twice as fine, and ONNX Runtime folds the
+     Relu into the QLinearConv / QLinearAdd before it.
 """
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -14,55 +19,66 @@ import onnx_graphsurgeon as gs
 from .graph_passes import _constant_value
 
 TARGETS = ('tensorrt', 'onnxruntime')
-LAYERS = ('Conv', 'ConvTranspose', 'Gemm')
 
 
-def _shared_consumer_quantize(tensor):
-    """The QuantizeLinear nodes fed by ``tensor`` (through one Relu) if all share one scale."""
-    consumers = list(tensor.outputs)
-    through_relu = len(consumers) == 1 and consumers[0].op == 'Relu'
-    if through_relu:
-        consumers = list(consumers[0].outputs[0].outputs)
-    if not consumers or any(c.op != 'QuantizeLinear' for c in consumers):
-        return None
-    scales = [_constant_value(c.inputs[1]) for c in consumers]
-    zero_points = [_constant_value(c.inputs[2]) for c in consumers]
-    if any(s is None for s in scales) or any(not np.array_equal(s, scales[0]) for s in scales):
-        return None
-    if any(z is None or np.any(z != 0) for z in zero_points):
-        return None
-    return consumers[0]
+def _activation_quantize_nodes(tensor) -> list:
+    """QuantizeLinear nodes whose data input is the (non-constant) ``tensor``."""
+    return [
+        c for c in tensor.outputs if c.op == 'QuantizeLinear' and c.inputs[0] is tensor
+        and _constant_value(c.inputs[1]) is not None and _constant_value(tensor) is None
+    ]
 
 
-def quantize_layer_outputs(graph: gs.Graph) -> int:
-    """Insert Q/DQ after each Conv/ConvTranspose/Gemm as described above; returns the count."""
-    inserted = 0
-    for node in list(graph.nodes):
-        if node.op not in LAYERS:
+def share_tensor_scales(graph: gs.Graph) -> int:
+    """One Q/DQ pair per tensor, with the largest of its consumers' scales; returns how many
+    QuantizeLinear nodes were merged away."""
+    merged = 0
+    for tensor in list(graph.tensors().values()):
+        quantize_nodes = _activation_quantize_nodes(tensor)
+        if len(quantize_nodes) < 2:
             continue
-        consumer_q = _shared_consumer_quantize(node.outputs[0])
-        if consumer_q is None:
-            continue
-        raw = node.outputs[0]
-        quantized = gs.Variable(f'{node.name}_out_q', dtype=np.int8)
-        dequantized = gs.Variable(f'{node.name}_out_dq', dtype=np.float32)
-        consumers = list(raw.outputs)
-        scale, zero_point = consumer_q.inputs[1], consumer_q.inputs[2]
-        graph.nodes.append(
-            gs.Node('QuantizeLinear', f'{node.name}_out_Q', {}, [raw, scale, zero_point],
-                    [quantized]))
-        graph.nodes.append(
-            gs.Node('DequantizeLinear', f'{node.name}_out_DQ', {}, [quantized, scale, zero_point],
-                    [dequantized]))
-        for consumer in consumers:
-            consumer.inputs[consumer.inputs.index(raw)] = dequantized
-        inserted += 1
+        keep = max(quantize_nodes, key=lambda q: float(np.max(_constant_value(q.inputs[1]))))
+        for node in quantize_nodes:
+            if node is keep:
+                continue
+            for dequantize in list(node.outputs[0].outputs):
+                dequantize.inputs[0] = keep.outputs[0]
+                dequantize.inputs[1], dequantize.inputs[2] = keep.inputs[1], keep.inputs[2]
+            node.outputs.clear()
+            merged += 1
     graph.cleanup().toposort()
-    return inserted
+    return merged
+
+
+def to_uint8_activations(graph: gs.Graph) -> int:
+    """Turn activation Q/DQ pairs with int8 zero-point 0 into uint8 ones (see the module
+    docstring); returns how many QuantizeLinear nodes changed."""
+    changed = 0
+    for node in list(graph.nodes):
+        if node.op != 'QuantizeLinear' or _constant_value(node.inputs[0]) is not None:
+            continue
+        scale, zero_point = _constant_value(node.inputs[1]), _constant_value(node.inputs[2])
+        if scale is None or zero_point is None or zero_point.dtype != np.int8 or np.any(zero_point):
+            continue
+        after_relu = len(node.inputs[0].inputs) == 1 and node.inputs[0].inputs[0].op == 'Relu'
+        new_scale = np.asarray(scale * 127.0 / 255.0 if after_relu else scale, np.float32)
+        new_zero_point = np.full(np.shape(zero_point), 0 if after_relu else 128, np.uint8)
+        scale_const = gs.Constant(f'{node.name}_u8_scale', new_scale)
+        zero_const = gs.Constant(f'{node.name}_u8_zero_point', new_zero_point)
+        node.outputs[0].dtype = np.uint8
+        dequantize_nodes = [c for c in node.outputs[0].outputs if c.op == 'DequantizeLinear']
+        for quant_node in [node, *dequantize_nodes]:
+            quant_node.inputs[1], quant_node.inputs[2] = scale_const, zero_const
+        changed += 1
+    graph.cleanup().toposort()
+    return changed
 
 
 def apply_placement(graph: gs.Graph, target: str) -> int:
-    """Apply a placement target to a Q/DQ graph in place; returns the Q/DQ pairs added."""
+    """Apply a placement target to a Q/DQ graph in place; returns the Q/DQ nodes changed or
+    added."""
     if target not in TARGETS:
         raise ValueError(f'unknown placement target {target!r}; choose one of {TARGETS}')
-    return quantize_layer_outputs(graph) if target == 'onnxruntime' else 0
+    if target == 'tensorrt':
+        return 0
+    return share_tensor_scales(graph) + to_uint8_activations(graph)

@@ -1,0 +1,73 @@
+import warnings
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import onnxruntime as ort
+import pytest
+import torch
+
+from deployment.graph_passes import _constant_value, clean_up_onnx
+from deployment.placement import apply_placement
+from projects.Demo import DemoNet
+from quantization import CalibrationManager, QuantRecipe
+
+
+@pytest.fixture(scope='module')
+def tensorrt_graph_path(tmp_path_factory):
+    torch.manual_seed(0)
+    model = DemoNet().eval()
+    QuantRecipe().apply(model)
+    CalibrationManager(model, progress=False).calibrate([torch.rand(8, 3, 32, 32)], 1, 'mse')
+    folder = tmp_path_factory.mktemp('placement')
+    raw, clean = str(folder / 'raw.onnx'), str(folder / 'trt.onnx')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(
+            model, (torch.rand(2, 3, 32, 32), ),
+            raw,
+            dynamo=False,
+            opset_version=17,
+            input_names=['inputs'],
+            output_names=['logits'])
+    clean_up_onnx(raw, clean)
+    return clean
+
+
+def test_tensorrt_target_leaves_graph_as_exported(tensorrt_graph_path):
+    graph = gs.import_onnx(onnx.load(tensorrt_graph_path))
+    assert apply_placement(graph, 'tensorrt') == 0
+    with pytest.raises(ValueError, match="unknown placement target 'tflite'"):
+        apply_placement(graph, 'tflite')
+
+
+def test_onnxruntime_target_uint8_activations_same_results(tensorrt_graph_path, tmp_path):
+    graph = gs.import_onnx(onnx.load(tensorrt_graph_path))
+    before = {
+        n.name: (float(np.max(_constant_value(n.inputs[1]))),
+                 n.inputs[0].inputs[0].op if n.inputs[0].inputs else 'input')
+        for n in graph.nodes if n.op == 'QuantizeLinear'
+    }
+    assert apply_placement(graph, 'onnxruntime') > 0
+    for node in graph.nodes:
+        if node.op not in ('QuantizeLinear', 'DequantizeLinear'):
+            continue
+        zero_point = _constant_value(node.inputs[2])
+        if _constant_value(node.inputs[0]) is not None:  # folded weights stay int8, symmetric
+            assert zero_point.dtype == np.int8 and not zero_point.any()
+            continue
+        assert zero_point.dtype == np.uint8
+        if node.op == 'QuantizeLinear' and node.name in before:
+            scale, producer = before[node.name]
+            new_scale = float(np.max(_constant_value(node.inputs[1])))
+            if producer == 'Relu':  # [0, amax] on 255 steps
+                assert int(zero_point) == 0 and new_scale == pytest.approx(scale * 127 / 255)
+            else:  # int8 zero-point 0 == uint8 zero-point 128 at the same scale
+                assert int(zero_point) == 128 and new_scale >= scale
+    path = str(tmp_path / 'ort.onnx')
+    onnx.save(gs.export_onnx(graph), path)
+    x = np.random.default_rng(0).random((4, 3, 32, 32), np.float32)
+    reference = ort.InferenceSession(tensorrt_graph_path).run(None, {'inputs': x})[0]
+    placed = ort.InferenceSession(path).run(None, {'inputs': x})[0]
+    cosine = (reference * placed).sum() / np.linalg.norm(reference) / np.linalg.norm(placed)
+    assert cosine > 0.9999
