@@ -66,7 +66,7 @@ def test_onnxruntime_target_uint8_activations_same_results(tensorrt_graph_path, 
                 assert int(zero_point) == 128 and new_scale >= scale
     path = str(tmp_path / 'ort.onnx')
     onnx.save(gs.export_onnx(graph), path)
-    x = np.random.default_rng(0).random((4, 3, 32, 32), np.float32)
+    x = np.random.default_rng(0).random((2, 3, 32, 32), np.float32)
     reference = ort.InferenceSession(tensorrt_graph_path).run(None, {'inputs': x})[0]
     placed = ort.InferenceSession(path).run(None, {'inputs': x})[0]
     cosine = (reference * placed).sum() / np.linalg.norm(reference) / np.linalg.norm(placed)
