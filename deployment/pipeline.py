@@ -154,7 +154,7 @@ class DeployPipeline:
         self.report['artifacts'][osp.basename(path)] = {'path': path, 'size_bytes': file_size(path)}
         return path
 
-    def verify(self, model: nn.Module, onnx_path: str, batches: list) -> dict:
+    def verify(self, model: nn.Module, onnx_path: str, target: str, batches: list) -> dict:
         session = OnnxRuntimeModel(onnx_path)
 
         snapshot = enabled_state(model)
@@ -244,7 +244,7 @@ class DeployPipeline:
         raw_path = self.export(model, example, 'qdq_raw.onnx')
         for target in self.deploy_cfg.targets:
             path = self.target_onnx(raw_path, target)
-            self.report['targets'][target] = self.verify(model, path, batches)
+            self.report['targets'][target] = self.verify(model, path, target, batches)
         float_size = self.report['artifacts']['float.onnx']['size_bytes']
         self.report['int8_size_ratio'] = {
             target: self.report['artifacts'][f'int8_{target}.onnx']['size_bytes'] / float_size

@@ -8,7 +8,11 @@
   1. a tensor quantized by several consumers with different scales gets one Q/DQ pair with the
      largest scale (no new clipping; a coarser grid for the other consumers), so ONNX Runtime can
      fuse it into the producing layer;
-  2. an activation Q/DQ pair with int8 zero-point 0 becomes uint8 with zero-point 128 and the same
+  2. a ConvTranspose with kernel == stride (no padding, one group, per-tensor INT8 weights) becomes
+     the 1x1 Conv to ``C_out * k * k`` channels plus DepthToSpace(k, CRD) it equals, with a Q/DQ
+     pair of the consumer's scale between them (DepthToSpace only moves values), so it runs as
+     QLinearConv; ONNX Runtime has no INT8 ConvTranspose;
+  3. an activation Q/DQ pair with int8 zero-point 0 becomes uint8 with zero-point 128 and the same
      scale, numerically identical; after a Relu it becomes uint8 with zero-point 0 and scale
      ``amax / 255``: the same clip at amax on a grid twice as fine, and ONNX Runtime folds the
      Relu into the QLinearConv / QLinearAdd before it.
@@ -50,6 +54,77 @@ def share_tensor_scales(graph: gs.Graph) -> int:
     return merged
 
 
+def _rewritable_deconvolution(node: gs.Node):
+    """(weight DQ node, kernel) of a ConvTranspose the DepthToSpace rewrite fits, else None."""
+    kernel, strides = list(node.attrs.get('kernel_shape', [])), list(node.attrs.get('strides', []))
+    if (len(kernel) != 2 or kernel != strides or kernel[0] != kernel[1]
+            or any(node.attrs.get('pads', [])) or any(node.attrs.get('output_padding', []))
+            or node.attrs.get('group', 1) != 1 or any(d != 1
+                                                      for d in node.attrs.get('dilations', []))):
+        return None
+    weight_dq = node.inputs[1].inputs[0] if node.inputs[1].inputs else None
+    if weight_dq is None or weight_dq.op != 'DequantizeLinear':
+        return None
+    weight, scale = _constant_value(weight_dq.inputs[0]), _constant_value(weight_dq.inputs[1])
+    if weight is None or scale is None or np.size(scale) != 1:
+        return None
+    return weight_dq, kernel[0]
+
+
+def deconvolution_to_depth_to_space(graph: gs.Graph) -> int:
+    """Rewrite ConvTranspose (kernel == stride) as 1x1 Conv + DepthToSpace; returns the count.
+
+    ``out[n, c, k*h + i, k*w + j] = sum_ci x[n, ci, h, w] * W[ci, c, i, j] + b[c]`` is the 1x1
+    Conv with weight ``W'[c*k*k + i*k + j, ci] = W[ci, c, i, j]`` followed by DepthToSpace(k, CRD).
+    """
+    rewritten = 0
+    for node in list(graph.nodes):
+        if node.op != 'ConvTranspose' or _rewritable_deconvolution(node) is None:
+            continue
+        weight_dq, kernel = _rewritable_deconvolution(node)
+        weight = _constant_value(weight_dq.inputs[0])
+        in_channels, out_channels = weight.shape[:2]
+        conv_weight = gs.Constant(
+            f'{node.name}_as_conv_weight',
+            np.ascontiguousarray(
+                weight.transpose(1, 2, 3, 0).reshape(out_channels * kernel * kernel, in_channels, 1,
+                                                     1)))
+        conv_weight_dq = gs.Variable(f'{node.name}_as_conv_weight_dq', np.float32)
+        graph.nodes.append(
+            gs.Node('DequantizeLinear', f'{node.name}_as_conv_weight_DQ', {},
+                    [conv_weight, weight_dq.inputs[1], weight_dq.inputs[2]], [conv_weight_dq]))
+        conv_inputs = [node.inputs[0], conv_weight_dq]
+        if len(node.inputs) > 2:
+            bias = np.repeat(_constant_value(node.inputs[2]), kernel * kernel).astype(np.float32)
+            conv_inputs.append(gs.Constant(f'{node.name}_as_conv_bias', bias))
+        output = node.outputs[0]
+        consumers_q = [c for c in output.outputs if c.op == 'QuantizeLinear']
+        conv_output = gs.Variable(f'{node.name}_as_conv_out', np.float32)
+        graph.nodes.append(
+            gs.Node('Conv', f'{node.name}_as_conv', {'kernel_shape': [1, 1]}, conv_inputs,
+                    [conv_output]))
+        rearranged = conv_output
+        if len(consumers_q) == 1 and len(output.outputs) == 1:
+            scale, zero_point = consumers_q[0].inputs[1], consumers_q[0].inputs[2]
+            quantized = gs.Variable(f'{node.name}_as_conv_q', zero_point.dtype)
+            rearranged = gs.Variable(f'{node.name}_as_conv_dq', np.float32)
+            graph.nodes.append(
+                gs.Node('QuantizeLinear', f'{node.name}_as_conv_Q', {},
+                        [conv_output, scale, zero_point], [quantized]))
+            graph.nodes.append(
+                gs.Node('DequantizeLinear', f'{node.name}_as_conv_DQ', {},
+                        [quantized, scale, zero_point], [rearranged]))
+        graph.nodes.append(
+            gs.Node('DepthToSpace', f'{node.name}_as_depth_to_space', {
+                'blocksize': kernel,
+                'mode': 'CRD'
+            }, [rearranged], [output]))
+        node.outputs.clear()
+        rewritten += 1
+    graph.cleanup().toposort()
+    return rewritten
+
+
 def to_uint8_activations(graph: gs.Graph) -> int:
     """Turn activation Q/DQ pairs with int8 zero-point 0 into uint8 ones (see the module
     docstring); returns how many QuantizeLinear nodes changed."""
@@ -81,4 +156,5 @@ def apply_placement(graph: gs.Graph, target: str) -> int:
         raise ValueError(f'unknown placement target {target!r}; choose one of {TARGETS}')
     if target == 'tensorrt':
         return 0
-    return share_tensor_scales(graph) + to_uint8_activations(graph)
+    return (share_tensor_scales(graph) + deconvolution_to_depth_to_space(graph) +
+            to_uint8_activations(graph))

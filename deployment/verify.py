@@ -87,8 +87,9 @@ def markdown_report(report: dict) -> str:
             for row in result['metrics']:
                 lines.append(f"| {row['model']} | " +
                              ' | '.join(f'{v:.4f}' for v in row['values'].values()) + ' |')
-        lint = result.get('lint', [])
-        lines += ['', f'TensorRT lint: {len(lint)} issue(s)'] + [f'- {issue}' for issue in lint]
+        if 'lint' in result:
+            lines += ['', f"TensorRT lint: {len(result['lint'])} issue(s)"]
+            lines += [f'- {issue}' for issue in result['lint']]
     engine = report.get('tensorrt_engine')
     if engine:
         lines += [

@@ -71,3 +71,35 @@ def test_onnxruntime_target_uint8_activations_same_results(tensorrt_graph_path, 
     placed = ort.InferenceSession(path).run(None, {'inputs': x})[0]
     cosine = (reference * placed).sum() / np.linalg.norm(reference) / np.linalg.norm(placed)
     assert cosine > 0.9999
+
+
+@pytest.mark.parametrize('bias', [True, False])
+def test_deconvolution_rewrite_equals_conv_transpose(tmp_path, bias):
+    from quantization import QuantConvTranspose2d
+    from deployment.placement import deconvolution_to_depth_to_space
+    torch.manual_seed(1)
+    deconv = QuantConvTranspose2d(8, 6, 2, stride=2, bias=bias).eval()
+    x = torch.randn(2, 8, 5, 7)
+    CalibrationManager(
+        deconv, forward_fn=lambda m, b: m(b), progress=False).calibrate([x], 1, 'max')
+    raw, clean = str(tmp_path / 'raw.onnx'), str(tmp_path / 'clean.onnx')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(
+            deconv, (x, ),
+            raw,
+            dynamo=False,
+            opset_version=17,
+            input_names=['x'],
+            output_names=['y'])
+    clean_up_onnx(raw, clean)
+    graph = gs.import_onnx(onnx.load(clean))
+    assert deconvolution_to_depth_to_space(graph) == 1
+    assert [n.op for n in graph.nodes].count('ConvTranspose') == 0
+    rewritten = str(tmp_path / 'rewritten.onnx')
+    onnx.save(gs.export_onnx(graph), rewritten)
+    expected = ort.InferenceSession(clean).run(None, {'x': x.numpy()})[0]
+    result = ort.InferenceSession(rewritten).run(None, {'x': x.numpy()})[0]
+    np.testing.assert_allclose(result, expected, atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_allclose(result, deconv(x).numpy(), atol=1e-5)
