@@ -73,3 +73,23 @@ def test_qdq_export_and_onnxruntime_agreement(quantized_demo, tmp_path, dynamo):
     with torch.no_grad():
         torch_logits = model(images[:4]).numpy()
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=2e-3 * np.abs(torch_logits).max())
+
+
+def test_per_channel_conv_transpose_exports_axis_0(tmp_path):
+    from quantization import (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL,
+                              QuantConvTranspose2d)
+    deconv = QuantConvTranspose2d(
+        4, 6, 2, stride=2, quant_desc_weight=QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL)
+    x = torch.randn(1, 4, 5, 5)
+    CalibrationManager(
+        deconv, forward_fn=lambda m, b: m(b), progress=False).calibrate([x], 1, 'max')
+    path = str(tmp_path / 'deconv.onnx')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(deconv, (x, ), path, dynamo=True, opset_version=17)
+    graph = onnx.load(path).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    deconv_node = next(n for n in graph.node if n.op_type == 'ConvTranspose')
+    weight_dq = producers[deconv_node.input[1]]
+    assert {a.name: a.i for a in weight_dq.attribute}.get('axis', 1) == 0
+    assert constant_value(graph, weight_dq.input[1]).shape == (4, )  # C_in of (C_in, C_out, k, k)
