@@ -196,7 +196,7 @@ class DeployPipeline:
             count += len(first)
         return {'model': name, 'values': evaluator.evaluate(count)}
 
-    def tensorrt_engine(self, onnx_path: str) -> dict:
+    def tensorrt_engine(self, onnx_path: str, batches: list) -> dict:
         settings = self.deploy_cfg.tensorrt
         engine_path = osp.join(self.work_dir, 'int8_tensorrt.engine')
         entry = {
@@ -226,6 +226,7 @@ class DeployPipeline:
         if 'tensorrt' in self.deploy_cfg.targets and self.deploy_cfg.tensorrt.build == 'require':
             import_tensorrt()  # fail before any work when the engine cannot be built
         os.makedirs(self.work_dir, exist_ok=True)
+        logger.info('[1/5] building %s from %s', self.report['model'], self.checkpoint)
         model = self.build_model()
         verify_cfg = self.deploy_cfg.verification
         batches = []
@@ -236,13 +237,16 @@ class DeployPipeline:
         if not batches:
             raise ValueError(f'verification dataloader {verify_cfg.dataloader!r} gave no batch')
         example = batches[0][0]
+        logger.info('[2/5] float ONNX')
         snapshot = enabled_state(model)  # a quantized checkpoint's skip list stays as it is
         set_all_quantizers(model, False)
         self.export(model, example, 'float.onnx')
         restore_enabled_state(model, snapshot)
+        logger.info('[3/5] quantized model (%s checkpoint)', self.report['checkpoint_kind'])
         model = self.quantize(model)
         raw_path = self.export(model, example, 'qdq_raw.onnx')
         for target in self.deploy_cfg.targets:
+            logger.info('[4/5] target %s: Q/DQ ONNX, clean-up, lint, verification', target)
             path = self.target_onnx(raw_path, target)
             self.report['targets'][target] = self.verify(model, path, target, batches)
         float_size = self.report['artifacts']['float.onnx']['size_bytes']
@@ -251,7 +255,8 @@ class DeployPipeline:
             for target in self.deploy_cfg.targets
         }
         if 'tensorrt' in self.deploy_cfg.targets:
+            logger.info('[5/5] TensorRT engine')
             self.report['tensorrt_engine'] = self.tensorrt_engine(
-                osp.join(self.work_dir, 'int8_tensorrt.onnx'))
+                osp.join(self.work_dir, 'int8_tensorrt.onnx'), batches)
         self.report['report_files'] = write_report(self.report, self.work_dir)
         return self.report
