@@ -17,7 +17,6 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -30,6 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 from onnxruntime import quantization as ort_quant  # noqa: E402
 from torch import nn  # noqa: E402
 
+from deployment import export_onnx  # noqa: E402
 from deployment.graph_passes import clean_up_onnx  # noqa: E402
 from deployment.placement import apply_placement  # noqa: E402
 from deployment.verify import compare_arrays  # noqa: E402
@@ -114,15 +114,7 @@ def latency_ms(path, image, runs):
 
 
 def export(model, image, path):
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            model, (image, ),
-            path,
-            dynamo=False,
-            opset_version=17,
-            input_names=['image'],
-            output_names=['logits'])
+    export_onnx(model, (image, ), path, ['image'], ['logits'], dynamo=False)
 
 
 def main():
@@ -145,7 +137,7 @@ def main():
 
     QuantRecipe().apply(model)
     CalibrationManager(
-        model, forward_fn=lambda m, b: m(b), progress=False).calibrate(
+        model, progress=False).calibrate(
             calib_images, len(calib_images), method='mse')
     export(model, calib_images[0], paths['qdq_raw'])
     clean_up_onnx(paths['qdq_raw'], paths['ours_tensorrt'])

@@ -120,7 +120,7 @@ def main():
     counts = QuantRecipe().apply(quant_model.eval())
     quantizers = dict(named_quantizers(quant_model))
     histogram_count = sum(q.quant_desc.calib_method == 'histogram' for q in quantizers.values())
-    manager = CalibrationManager(quant_model, forward_fn=lambda m, b: m(b), progress=False)
+    manager = CalibrationManager(quant_model, progress=False)
     calib_seconds = timed(lambda: manager.collect(calib_batches, len(calib_batches)))
 
     amax_ms = {}

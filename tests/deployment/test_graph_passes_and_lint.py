@@ -1,5 +1,4 @@
 import os
-import warnings
 
 import numpy as np
 import onnx
@@ -8,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from deployment import export_onnx
 from deployment.graph_passes import clean_up_onnx
 from deployment.trt_lint import lint_for_tensorrt
 from projects.Demo import DemoNet
@@ -79,15 +79,7 @@ def exported_demo(tmp_path_factory):
     QuantRecipe().apply(model)
     CalibrationManager(model, progress=False).calibrate([torch.rand(8, 3, 32, 32)], 1, 'max')
     path = str(tmp_path_factory.mktemp('onnx') / 'demo.onnx')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            model, (torch.rand(2, 3, 32, 32), ),
-            path,
-            dynamo=False,
-            opset_version=17,
-            input_names=['inputs'],
-            output_names=['logits'])
+    export_onnx(model, (torch.rand(2, 3, 32, 32), ), path, ['inputs'], ['logits'], dynamo=False)
     return path
 
 

@@ -1,5 +1,3 @@
-import warnings
-
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
@@ -7,6 +5,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from deployment import export_onnx
 from deployment.graph_passes import _constant_value, clean_up_onnx
 from deployment.placement import apply_placement
 from projects.Demo import DemoNet
@@ -21,15 +20,7 @@ def tensorrt_graph_path(tmp_path_factory):
     CalibrationManager(model, progress=False).calibrate([torch.rand(8, 3, 32, 32)], 1, 'mse')
     folder = tmp_path_factory.mktemp('placement')
     raw, clean = str(folder / 'raw.onnx'), str(folder / 'trt.onnx')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            model, (torch.rand(2, 3, 32, 32), ),
-            raw,
-            dynamo=False,
-            opset_version=17,
-            input_names=['inputs'],
-            output_names=['logits'])
+    export_onnx(model, (torch.rand(2, 3, 32, 32), ), raw, ['inputs'], ['logits'], dynamo=False)
     clean_up_onnx(raw, clean)
     return clean
 
@@ -80,18 +71,9 @@ def test_deconvolution_rewrite_equals_conv_transpose(tmp_path, bias):
     torch.manual_seed(1)
     deconv = QuantConvTranspose2d(8, 6, 2, stride=2, bias=bias).eval()
     x = torch.randn(2, 8, 5, 7)
-    CalibrationManager(
-        deconv, forward_fn=lambda m, b: m(b), progress=False).calibrate([x], 1, 'max')
+    CalibrationManager(deconv, progress=False).calibrate([x], 1, 'max')
     raw, clean = str(tmp_path / 'raw.onnx'), str(tmp_path / 'clean.onnx')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            deconv, (x, ),
-            raw,
-            dynamo=False,
-            opset_version=17,
-            input_names=['x'],
-            output_names=['y'])
+    export_onnx(deconv, (x, ), raw, ['x'], ['y'], dynamo=False)
     clean_up_onnx(raw, clean)
     graph = gs.import_onnx(onnx.load(clean))
     assert deconvolution_to_depth_to_space(graph) == 1

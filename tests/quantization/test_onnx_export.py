@@ -81,8 +81,7 @@ def test_per_channel_conv_transpose_exports_axis_0(tmp_path):
     deconv = QuantConvTranspose2d(
         4, 6, 2, stride=2, quant_desc_weight=QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL)
     x = torch.randn(1, 4, 5, 5)
-    CalibrationManager(
-        deconv, forward_fn=lambda m, b: m(b), progress=False).calibrate([x], 1, 'max')
+    CalibrationManager(deconv, progress=False).calibrate([x], 1, 'max')
     path = str(tmp_path / 'deconv.onnx')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
