@@ -1,0 +1,5 @@
+"""Pillar CenterPoint: synthetic lidar data, dataset, metric and quantization recipe."""
+from .data.dataset import SyntheticLidarDataset
+from .metric import CenterDistanceMAP
+
+__all__ = ['SyntheticLidarDataset', 'CenterDistanceMAP']
