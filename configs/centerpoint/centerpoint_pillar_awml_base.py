@@ -176,3 +176,5 @@ load_from = None
 resume = False
 val_evaluator = dict(type='CenterDistanceMAP')
 test_evaluator = val_evaluator
+# mmdet3d 1.4 never runs SeparateHead.init_weights (see projects/CenterPoint/hooks.py).
+custom_hooks = [dict(type='SeparateHeadInitHook')]

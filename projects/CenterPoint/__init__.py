@@ -1,5 +1,6 @@
 """Pillar CenterPoint: synthetic lidar data, dataset, metric and quantization recipe."""
 from .data.dataset import SyntheticLidarDataset
+from .hooks import SeparateHeadInitHook
 from .metric import CenterDistanceMAP
 
-__all__ = ['SyntheticLidarDataset', 'CenterDistanceMAP']
+__all__ = ['SyntheticLidarDataset', 'CenterDistanceMAP', 'SeparateHeadInitHook']
