@@ -17,13 +17,11 @@ ForwardFn = Callable[[nn.Module, Any], Any]
 
 
 def default_forward(model: nn.Module, batch) -> Any:
-    """Run one batch: MMEngine models through their data preprocessor in ``'tensor'`` mode,
-    others as ``model(batch)``, ``model(**batch)`` or ``model(*batch)``."""
-    if isinstance(model, BaseModel):
-        data = model.data_preprocessor(batch, False)
-        if isinstance(data, (dict, list, tuple)):
-            return model._run_forward(data, mode='tensor')
-        return model(data, mode='tensor')
+    """Run one batch: MMEngine models with ``test_step`` (data preprocessor and ``'predict'``
+    mode, which every MMEngine model implements; mmdet3d detectors have no ``'tensor'`` mode),
+    tensors as ``model(batch)``, others as ``model(**batch)`` or ``model(*batch)``."""
+    if isinstance(model, BaseModel) and not isinstance(batch, torch.Tensor):
+        return model.test_step(batch)
     if isinstance(batch, dict):
         return model(**batch)
     if isinstance(batch, (list, tuple)):

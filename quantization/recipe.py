@@ -4,14 +4,28 @@ A quantized checkpoint stores ``recipe.to_dict()`` in its metadata, so the same 
 rebuilt on a fresh float model before its state_dict (with the amax buffers) is loaded.
 """
 from dataclasses import asdict, dataclass, fields
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
+from mmengine.registry import Registry
 from torch import nn
 
 from .descriptor import QuantDescriptor, as_descriptor
 from .fusion import fuse_bn, fuse_relu
 from .replace import quantize_model
 from .toggle import disable_quantizers
+
+#: Structural changes a model needs before quantization (e.g. a functional ``torch.cat`` turned
+#: into a :class:`~quantization.nn.Concat` module), registered by projects under a name a recipe
+#: (and so a checkpoint) can list: ``fn(model) -> int`` (how many places it changed).
+MODEL_PREPARATIONS = Registry('model preparation')
+
+
+def _preparation(name: str) -> Callable[[nn.Module], int]:
+    preparation = MODEL_PREPARATIONS.get(name)
+    if preparation is None:
+        raise KeyError(f'unknown model preparation {name!r}: import the project that registers '
+                       f'it (custom_imports); known: {sorted(MODEL_PREPARATIONS.module_dict)}')
+    return preparation
 
 
 @dataclass
@@ -27,6 +41,7 @@ class QuantRecipe:
         bn_pairs (Sequence[tuple]): ``(layer, bn)`` pairs to fold besides those found.
         fuse_relu (bool): Move ReLUs into the quantized layer before them. Defaults to True.
         skip_layers (Sequence[str]): Layer patterns whose quantizers stay disabled (float).
+        preparations (Sequence[str]): Names in ``MODEL_PREPARATIONS`` run first, in order.
     """
 
     include: Sequence[str] = ('*', )
@@ -37,12 +52,16 @@ class QuantRecipe:
     bn_pairs: Sequence[Tuple[str, str]] = ()
     fuse_relu: bool = True
     skip_layers: Sequence[str] = ()
+    preparations: Sequence[str] = ()
 
     def __post_init__(self):
         self.include = list(self.include)
         self.exclude = list(self.exclude)
         self.bn_pairs = [list(pair) for pair in self.bn_pairs]
         self.skip_layers = list(self.skip_layers)
+        self.preparations = list(self.preparations)
+        for name in self.preparations:
+            _preparation(name)
         for pair in self.bn_pairs:
             if len(pair) != 2:
                 raise ValueError(f'QuantRecipe.bn_pairs: expected (layer, bn) pairs, got {pair}')
@@ -62,9 +81,10 @@ class QuantRecipe:
             for k, v in (self.quant_desc_weight or {}).items()
         }
         input_desc = as_descriptor(self.quant_desc_input)
-        counts = {
-            'replaced': quantize_model(model, self.include, self.exclude, input_desc, weight_descs)
-        }
+        prepared = sum(_preparation(name)(model) for name in self.preparations)
+        counts = {'prepared': prepared} if self.preparations else {}
+        counts['replaced'] = quantize_model(model, self.include, self.exclude, input_desc,
+                                            weight_descs)
         counts['bn_folded'] = fuse_bn(model, extra_pairs=self.bn_pairs) if self.fold_bn else 0
         counts['relu_fused'] = fuse_relu(model) if self.fuse_relu else 0
         counts['skipped'] = disable_quantizers(model, self.skip_layers) if self.skip_layers else 0

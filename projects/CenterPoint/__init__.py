@@ -2,5 +2,8 @@
 from .data.dataset import SyntheticLidarDataset
 from .hooks import SeparateHeadInitHook
 from .metric import CenterDistanceMAP
+from .quantization import centerpoint_recipe
 
-__all__ = ['SyntheticLidarDataset', 'CenterDistanceMAP', 'SeparateHeadInitHook']
+__all__ = [
+    'SyntheticLidarDataset', 'CenterDistanceMAP', 'SeparateHeadInitHook', 'centerpoint_recipe'
+]

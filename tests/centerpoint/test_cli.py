@@ -1,0 +1,115 @@
+"""tools/centerpoint_quantization.py ptq | sensitivity | qat on tiny generated data."""
+import csv
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from projects.CenterPoint.data.synthetic_lidar import SceneConfig, write_dataset
+from projects.CenterPoint.quantization import DEFAULT_SKIP_LAYERS
+from projects.CenterPoint.quantization.adapter import CENTERPOINT
+from quantization import load_quantized_checkpoint, named_quantizers
+from quantization.cli import main
+
+ROOT = osp.join(osp.dirname(__file__), '..', '..')
+
+
+def run(argv):
+    return main(argv, CENTERPOINT, DEFAULT_SKIP_LAYERS)
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    """A tiny dataset, the small config pointing at it, and a float checkpoint."""
+    folder = tmp_path_factory.mktemp('centerpoint')
+    write_dataset(
+        str(folder / 'data'), {
+            'train': 4,
+            'val': 2
+        },
+        seed=0,
+        config=SceneConfig(num_beams=16, azimuth_step_deg=0.6))
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'centerpoint', 'centerpoint_pillar_synthetic_small.py'))
+    for key in ('train_dataloader', 'val_dataloader'):
+        cfg[key].dataset.data_root = str(folder / 'data') + '/'
+        cfg[key].batch_size = 2
+    cfg.test_dataloader = cfg.val_dataloader
+    config_path = str(folder / 'cfg.py')
+    cfg.dump(config_path)
+    init_default_scope('mmdet3d')
+    from mmdet3d.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    checkpoint = str(folder / 'float.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    return {'folder': folder, 'config': config_path, 'checkpoint': checkpoint, 'cfg': cfg}
+
+
+def test_ptq_saves_a_checkpoint_that_rebuilds(tiny, capsys):
+    output = str(tiny['folder'] / 'ptq.pth')
+    assert run([
+        'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
+        '--calibrate-batches', '1', '--method', 'entropy', '--output', output
+    ]) == 0
+    printed = capsys.readouterr().out
+    assert '| float |' in printed and '| PTQ (entropy) |' in printed and 'mAP' in printed
+    from mmdet3d.registry import MODELS
+    fresh = MODELS.build(tiny['cfg'].model)
+    recipe = load_quantized_checkpoint(fresh, output)
+    assert recipe.preparations == ['SECONDFPNConcat'] and len(recipe.bn_pairs) == 2
+    assert type(fresh.pts_neck.concat).__name__ == 'QuantConcat'
+    assert all(q.has_amax for _, q in named_quantizers(fresh))
+
+
+def test_sensitivity_writes_csv_and_png(tiny, capsys):
+    output = str(tiny['folder'] / 'sensitivity.csv')
+    assert run([
+        'sensitivity', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
+        '--calibrate-batches', '1', '--output', output, '--layers', 'pts_neck.deblocks.2*',
+        'pts_neck.concat'
+    ]) == 0
+    rows = list(csv.DictReader(open(output)))
+    assert {r['layer'] for r in rows} == {'pts_neck.deblocks.2.0', 'pts_neck.concat'}
+    assert osp.isfile(output.replace('.csv', '.png'))
+    assert 'suggested skip list' in capsys.readouterr().out
+
+
+def test_qat_trains_and_saves(tiny):
+    work_dir = str(tiny['folder'] / 'qat')
+    assert run([
+        'qat', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
+        '--calibrate-batches', '1', '--epochs', '1', '--output', work_dir
+    ]) == 0
+    saved = torch.load(osp.join(work_dir, 'epoch_1.pth'), weights_only=True)
+    assert saved['meta']['quantization']['preparations'] == ['SECONDFPNConcat']
+    assert any(key.endswith('input_quantizer.amax') for key in saved['state_dict'])
+
+
+def failing(argv, capsys) -> str:
+    assert run(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ')
+    return lines[0]
+
+
+def test_bad_input_is_one_line(tiny, capsys):
+    base = ['ptq', '--config', tiny['config'], '--output', str(tiny['folder'] / 'bad.pth')]
+    assert 'missing.pth does not exist' in failing(
+        base + ['--checkpoint', str(tiny['folder'] / 'missing.pth')], capsys)
+    assert '--calibrate-batches must be at least 1' in failing(
+        base + ['--checkpoint', tiny['checkpoint'], '--calibrate-batches', '0'], capsys)
+    demo_config = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')
+    assert 'does not build a pillar CenterPoint (got DemoNet' in failing([
+        'ptq', '--config', demo_config, '--checkpoint', tiny['checkpoint'], '--output',
+        str(tiny['folder'] / 'bad.pth')
+    ], capsys)
+    from projects.Demo import DemoNet
+    wrong = str(tiny['folder'] / 'demonet.pth')
+    torch.save({'state_dict': DemoNet().state_dict()}, wrong)
+    assert 'demonet.pth does not fit CenterPoint: missing keys' in failing(
+        base + ['--checkpoint', wrong], capsys)
+    assert not osp.exists(tiny['folder'] / 'bad.pth')
