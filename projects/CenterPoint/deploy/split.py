@@ -37,7 +37,9 @@ class BackboneNeckHeadPart(nn.Module):
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.backbone, self.neck, self.head = model.pts_backbone, model.pts_neck, model.pts_bbox_head
+        self.backbone = model.pts_backbone
+        self.neck = model.pts_neck
+        self.head = model.pts_bbox_head
 
     def forward(self, canvas: torch.Tensor):
         task_outputs = self.head(self.neck(self.backbone(canvas)))
