@@ -80,3 +80,18 @@ def test_bad_input_is_one_line(tiny, capsys):
     assert 'demonet.pth does not fit CenterPoint: missing keys' in failing(
         base + ['--checkpoint', wrong], capsys)
     assert not osp.exists(tiny['folder'] / 'bad.pth')
+
+
+def test_tools_test_evaluates_float_and_quantized(tiny, capsys):
+    from tools.test import main as test_main
+    assert test_main([tiny['config'], tiny['checkpoint']]) == 0
+    assert '| float checkpoint |' in capsys.readouterr().out
+    quantized = str(tiny['folder'] / 'ptq.pth')
+    if not osp.exists(quantized):
+        run(['ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
+             '--calibrate-batches', '1', '--output', quantized])
+        capsys.readouterr()
+    assert test_main([tiny['config'], quantized]) == 0
+    printed = capsys.readouterr().out
+    assert '| quantized checkpoint |' in printed and 'det/mAP' in printed
+    assert test_main([tiny['config'], str(tiny['folder'] / 'none.pth')]) == 2
