@@ -1,11 +1,14 @@
-# The AWML-shaped CenterPoint, narrowed for the synthetic scenes: trains on 2 CPU cores in
-# minutes. Same modules, same head layout and classes; ±40.96 m, 0.32 m pillars, 256 x 256 grid.
+# The AWML-shaped CenterPoint, narrowed for the synthetic scenes so it trains on 2 CPU cores:
+# same modules, head layout and classes; ±40.96 m, 0.32 m pillars, 256 x 256 grid; one PFN layer
+# and 16 points per pillar (the PFN dominated the step time), backbone strides [2, 2, 2] with the
+# head at 1/4 as in mmdet3d's nuScenes pillar config. 1.2 s per batch of 4 here (3.5 s before).
 _base_ = ['./centerpoint_pillar_awml_base.py']
 
 point_cloud_range = [-40.96, -40.96, -3.0, 40.96, 40.96, 5.0]
 voxel_size = [0.32, 0.32, 8.0]
 grid_size = [256, 256, 1]
-pfn_channels = [32, 32]
+pfn_channels = [32]
+out_size_factor = 4
 backbone_channels = [32, 64, 128]
 neck_channels = [64, 64, 64]
 max_voxels = 20000
@@ -14,6 +17,7 @@ post_range = [-45.0, -45.0, -10.0, 45.0, 45.0, 10.0]
 model = dict(
     data_preprocessor=dict(
         voxel_layer=dict(
+            max_num_points=16,
             voxel_size=voxel_size,
             point_cloud_range=point_cloud_range,
             max_voxels=(max_voxels, max_voxels))),
@@ -21,23 +25,32 @@ model = dict(
         feat_channels=pfn_channels, voxel_size=voxel_size, point_cloud_range=point_cloud_range),
     pts_middle_encoder=dict(in_channels=pfn_channels[-1], output_shape=grid_size[:2]),
     pts_backbone=dict(
-        in_channels=pfn_channels[-1], out_channels=backbone_channels, layer_nums=[1, 2, 2]),
+        in_channels=pfn_channels[-1],
+        out_channels=backbone_channels,
+        layer_nums=[1, 2, 2],
+        layer_strides=[2, 2, 2]),
     pts_neck=dict(in_channels=backbone_channels, out_channels=neck_channels),
     pts_bbox_head=dict(
         in_channels=sum(neck_channels),
         share_conv_channel=32,
         bbox_coder=dict(
-            post_center_range=post_range, voxel_size=voxel_size[:2],
-            pc_range=point_cloud_range[:2])),
+            post_center_range=post_range,
+            voxel_size=voxel_size[:2],
+            pc_range=point_cloud_range[:2],
+            out_size_factor=out_size_factor)),
     train_cfg=dict(
-        pts=dict(grid_size=grid_size, voxel_size=voxel_size, point_cloud_range=point_cloud_range)),
+        pts=dict(
+            grid_size=grid_size,
+            voxel_size=voxel_size,
+            point_cloud_range=point_cloud_range,
+            out_size_factor=out_size_factor)),
     test_cfg=dict(
         pts=dict(
             post_center_limit_range=post_range,
             pc_range=point_cloud_range[:2],
-            voxel_size=voxel_size[:2])))
+            voxel_size=voxel_size[:2],
+            out_size_factor=out_size_factor)))
 
-_point_range_filters = dict(point_cloud_range=point_cloud_range)
 train_dataloader = dict(
     dataset=dict(pipeline=[
         dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 4]),

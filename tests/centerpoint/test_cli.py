@@ -27,7 +27,8 @@ def test_ptq_saves_a_checkpoint_that_rebuilds(tiny, capsys):
     from mmdet3d.registry import MODELS
     fresh = MODELS.build(tiny['cfg'].model)
     recipe = load_quantized_checkpoint(fresh, output)
-    assert recipe.preparations == ['SECONDFPNConcat'] and len(recipe.bn_pairs) == 2
+    assert recipe.preparations == ['SECONDFPNConcat']
+    assert len(recipe.bn_pairs) == len(fresh.pts_voxel_encoder.pfn_layers)
     assert type(fresh.pts_neck.concat).__name__ == 'QuantConcat'
     assert all(q.has_amax for _, q in named_quantizers(fresh))
 
