@@ -6,7 +6,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 
-def _constant_value(tensor):
+def constant_value(tensor):
     """numpy value of an initializer or a Constant node's output, else None."""
     if isinstance(tensor, gs.Constant):
         return tensor.values
@@ -34,9 +34,9 @@ def fold_weight_quantization(graph: gs.Graph) -> int:
     for node in graph.nodes:
         if node.op != 'QuantizeLinear':
             continue
-        values = _constant_value(node.inputs[0])
-        scale = _constant_value(node.inputs[1])
-        zero_point = _constant_value(node.inputs[2]) if len(node.inputs) > 2 else None
+        values = constant_value(node.inputs[0])
+        scale = constant_value(node.inputs[1])
+        zero_point = constant_value(node.inputs[2]) if len(node.inputs) > 2 else None
         if values is None or scale is None or zero_point is None:
             continue
         axis = node.attrs.get('axis', 1)

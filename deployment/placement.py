@@ -20,7 +20,7 @@
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from .graph_passes import _constant_value
+from .graph_passes import constant_value
 
 TARGETS = ('tensorrt', 'onnxruntime')
 
@@ -29,7 +29,7 @@ def _activation_quantize_nodes(tensor) -> list:
     """QuantizeLinear nodes whose data input is the (non-constant) ``tensor``."""
     return [
         c for c in tensor.outputs if c.op == 'QuantizeLinear' and c.inputs[0] is tensor
-        and _constant_value(c.inputs[1]) is not None and _constant_value(tensor) is None
+        and constant_value(c.inputs[1]) is not None and constant_value(tensor) is None
     ]
 
 
@@ -41,7 +41,7 @@ def share_tensor_scales(graph: gs.Graph) -> int:
         quantize_nodes = _activation_quantize_nodes(tensor)
         if len(quantize_nodes) < 2:
             continue
-        keep = max(quantize_nodes, key=lambda q: float(np.max(_constant_value(q.inputs[1]))))
+        keep = max(quantize_nodes, key=lambda q: float(np.max(constant_value(q.inputs[1]))))
         for node in quantize_nodes:
             if node is keep:
                 continue
@@ -65,7 +65,7 @@ def _rewritable_deconvolution(node: gs.Node):
     weight_dq = node.inputs[1].inputs[0] if node.inputs[1].inputs else None
     if weight_dq is None or weight_dq.op != 'DequantizeLinear':
         return None
-    weight, scale = _constant_value(weight_dq.inputs[0]), _constant_value(weight_dq.inputs[1])
+    weight, scale = constant_value(weight_dq.inputs[0]), constant_value(weight_dq.inputs[1])
     if weight is None or scale is None or np.size(scale) != 1:
         return None
     return weight_dq, kernel[0]
@@ -82,7 +82,7 @@ def deconvolution_to_depth_to_space(graph: gs.Graph) -> int:
         if node.op != 'ConvTranspose' or _rewritable_deconvolution(node) is None:
             continue
         weight_dq, kernel = _rewritable_deconvolution(node)
-        weight = _constant_value(weight_dq.inputs[0])
+        weight = constant_value(weight_dq.inputs[0])
         in_channels, out_channels = weight.shape[:2]
         conv_weight = gs.Constant(
             f'{node.name}_as_conv_weight',
@@ -95,7 +95,7 @@ def deconvolution_to_depth_to_space(graph: gs.Graph) -> int:
                     [conv_weight, weight_dq.inputs[1], weight_dq.inputs[2]], [conv_weight_dq]))
         conv_inputs = [node.inputs[0], conv_weight_dq]
         if len(node.inputs) > 2:
-            bias = np.repeat(_constant_value(node.inputs[2]), kernel * kernel).astype(np.float32)
+            bias = np.repeat(constant_value(node.inputs[2]), kernel * kernel).astype(np.float32)
             conv_inputs.append(gs.Constant(f'{node.name}_as_conv_bias', bias))
         output = node.outputs[0]
         consumers_q = [c for c in output.outputs if c.op == 'QuantizeLinear']
@@ -130,9 +130,9 @@ def to_uint8_activations(graph: gs.Graph) -> int:
     docstring); returns how many QuantizeLinear nodes changed."""
     changed = 0
     for node in list(graph.nodes):
-        if node.op != 'QuantizeLinear' or _constant_value(node.inputs[0]) is not None:
+        if node.op != 'QuantizeLinear' or constant_value(node.inputs[0]) is not None:
             continue
-        scale, zero_point = _constant_value(node.inputs[1]), _constant_value(node.inputs[2])
+        scale, zero_point = constant_value(node.inputs[1]), constant_value(node.inputs[2])
         if scale is None or zero_point is None or zero_point.dtype != np.int8 or np.any(zero_point):
             continue
         after_relu = len(node.inputs[0].inputs) == 1 and node.inputs[0].inputs[0].op == 'Relu'

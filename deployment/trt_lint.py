@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from .graph_passes import _constant_value
+from .graph_passes import constant_value
 
 WEIGHT_LAYERS = ('Conv', 'ConvTranspose', 'Gemm', 'MatMul')
 #: ops TensorRT executes in INT8 or passes INT8 through (Q/DQ around them is useful).
@@ -68,7 +68,7 @@ def lint_for_tensorrt(model) -> List[LintIssue]:
     issues: List[LintIssue] = []
     for node in graph.nodes:
         if node.op in ('QuantizeLinear', 'DequantizeLinear') and len(node.inputs) > 2:
-            zero_point = _constant_value(node.inputs[2])
+            zero_point = constant_value(node.inputs[2])
             if zero_point is not None and np.any(zero_point != 0):
                 issues.append(
                     LintIssue(node.name, 'nonzero-zero-point',
@@ -95,10 +95,10 @@ def _lint_weight_layer(node: gs.Node) -> List[LintIssue]:
                       f'{node.op} weight has no DequantizeLinear: the layer runs in '
                       'float'))
         return issues
-    scale = _constant_value(weight_dq.inputs[1])
+    scale = constant_value(weight_dq.inputs[1])
     if scale is None or np.ndim(scale) == 0 or np.size(scale) == 1:
         return issues
-    weight = _constant_value(weight_dq.inputs[0])
+    weight = constant_value(weight_dq.inputs[0])
     rank = np.ndim(weight) if weight is not None else 4
     axis = weight_dq.attrs.get('axis', 1) % rank
     if node.op == 'ConvTranspose':
@@ -120,7 +120,7 @@ def _lint_add(node: gs.Node) -> List[LintIssue]:
     sources = [_dequantized_source(t) for t in node.inputs[:2]]
     if any(source is None for source in sources):
         return []
-    scales = [_constant_value(source.inputs[1]) for source in sources]
+    scales = [constant_value(source.inputs[1]) for source in sources]
     if any(scale is None for scale in scales) or np.allclose(scales[0], scales[1]):
         return []
     return [

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deployment import export_onnx
-from deployment.graph_passes import _constant_value, clean_up_onnx
+from deployment.graph_passes import constant_value, clean_up_onnx
 from deployment.placement import apply_placement
 from projects.Demo import DemoNet
 from quantization import CalibrationManager, QuantRecipe
@@ -35,7 +35,7 @@ def test_tensorrt_target_leaves_graph_as_exported(tensorrt_graph_path):
 def test_onnxruntime_target_uint8_activations_same_results(tensorrt_graph_path, tmp_path):
     graph = gs.import_onnx(onnx.load(tensorrt_graph_path))
     before = {
-        n.name: (float(np.max(_constant_value(n.inputs[1]))),
+        n.name: (float(np.max(constant_value(n.inputs[1]))),
                  n.inputs[0].inputs[0].op if n.inputs[0].inputs else 'input')
         for n in graph.nodes if n.op == 'QuantizeLinear'
     }
@@ -43,14 +43,14 @@ def test_onnxruntime_target_uint8_activations_same_results(tensorrt_graph_path, 
     for node in graph.nodes:
         if node.op not in ('QuantizeLinear', 'DequantizeLinear'):
             continue
-        zero_point = _constant_value(node.inputs[2])
-        if _constant_value(node.inputs[0]) is not None:  # folded weights stay int8, symmetric
+        zero_point = constant_value(node.inputs[2])
+        if constant_value(node.inputs[0]) is not None:  # folded weights stay int8, symmetric
             assert zero_point.dtype == np.int8 and not zero_point.any()
             continue
         assert zero_point.dtype == np.uint8
         if node.op == 'QuantizeLinear' and node.name in before:
             scale, producer = before[node.name]
-            new_scale = float(np.max(_constant_value(node.inputs[1])))
+            new_scale = float(np.max(constant_value(node.inputs[1])))
             if producer == 'Relu':  # [0, amax] on 255 steps
                 assert int(zero_point) == 0 and new_scale == pytest.approx(scale * 127 / 255)
             else:  # int8 zero-point 0 == uint8 zero-point 128 at the same scale
