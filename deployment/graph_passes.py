@@ -52,6 +52,36 @@ def fold_weight_quantization(graph: gs.Graph) -> int:
     return folded
 
 
+def fold_weight_transpose(graph: gs.Graph) -> int:
+    """``Transpose(DequantizeLinear(INT8 constant))`` (a Linear exported as MatMul) becomes
+    ``DequantizeLinear(transposed INT8 constant)`` with the channel axis moved along, so the
+    MatMul weight comes straight from a DequantizeLinear on its output-channel axis."""
+    folded = 0
+    for node in graph.nodes:
+        if node.op != 'Transpose' or len(node.inputs[0].inputs) != 1:
+            continue
+        dequantize = node.inputs[0].inputs[0]
+        values = constant_value(
+            dequantize.inputs[0]) if dequantize.op == 'DequantizeLinear' else None
+        if values is None or len(dequantize.outputs[0].outputs) != 1:
+            continue
+        values = np.asarray(values)
+        perm = list(node.attrs.get('perm', reversed(range(values.ndim))))
+        attrs = dict(dequantize.attrs)
+        scale = constant_value(dequantize.inputs[1])
+        if scale is not None and np.size(scale) > 1:
+            attrs['axis'] = perm.index(attrs.get('axis', 1) % values.ndim)
+        transposed = gs.Constant(f'{dequantize.name}_transposed_int8',
+                                 np.ascontiguousarray(values.transpose(perm)))
+        graph.nodes.append(
+            gs.Node('DequantizeLinear', f'{dequantize.name}_transposed', attrs,
+                    [transposed, *dequantize.inputs[1:]], list(node.outputs)))
+        node.outputs.clear()
+        folded += 1
+    graph.cleanup().toposort()
+    return folded
+
+
 def remove_noop_nodes(graph: gs.Graph) -> int:
     """Remove Identity nodes and Casts to the dtype their input already has."""
     removed = 0
@@ -88,6 +118,7 @@ def clean_up_onnx(src_path: str, dst_path: str) -> dict:
     graph = gs.import_onnx(model)
     counts = {
         'weights_folded': fold_weight_quantization(graph),
+        'weight_transposes_folded': fold_weight_transpose(graph),
         'noops_removed': remove_noop_nodes(graph)
     }
     cleaned = gs.export_onnx(graph)

@@ -3,6 +3,7 @@
 float ONNX -> quantized model (PTQ, or the recipe and amax of a quantized checkpoint) ->
 Q/DQ ONNX per placement target -> clean-up and TensorRT lint -> ONNX Runtime verification
 against PyTorch fake-quant and float -> TensorRT engine where TensorRT is installed -> report.
+A model is exported as one or several graphs, as its exporter (``deployment.exporters``) says.
 Every artifact is written to a temporary name and renamed when complete.
 """
 import logging
@@ -21,9 +22,11 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 
-from quantization import (QuantRecipe, load_checkpoint_file, load_state_dict_strict,
+from quantization import (build_recipe, load_checkpoint_file, load_state_dict_strict,
                           quantize_and_calibrate, save_quantized_checkpoint)
+from quantization.recipe import QuantRecipe
 from quantization.toggle import enabled_state, restore_enabled_state, set_all_quantizers
+from .exporters import GraphSpec, build_exporter
 from .graph_passes import clean_up_onnx
 from .onnx_export import export_onnx
 from .ort_runner import OnnxRuntimeModel
@@ -34,33 +37,8 @@ from .verify import file_size, verify_outputs, write_report
 
 logger = logging.getLogger(__name__)
 
-
-class TensorModeWrapper(nn.Module):
-    """Exports an MMEngine model's ``'tensor'`` mode with up to 4 positional inputs (named
-    parameters, because the dynamo exporter maps dynamic axes onto them; ``*args`` fails)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input0, input1=None, input2=None, input3=None):
-        inputs = [t for t in (input0, input1, input2, input3) if t is not None]
-        return self.model(*inputs, mode='tensor')
-
-
-def _as_tuple(outputs) -> tuple:
-    return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs, )
-
-
-def model_inputs(model: nn.Module, batch, input_names: List[str]) -> Dict[str, torch.Tensor]:
-    """The exported model's inputs of a dataloader batch, via the model's data preprocessor."""
-    data = model.data_preprocessor(batch, False)
-    inputs = data['inputs'] if isinstance(data, dict) else data
-    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    if len(inputs) != len(input_names):
-        raise ValueError(f'onnx_config.input_names {input_names} name {len(input_names)} inputs, '
-                         f'the model takes {len(inputs)}')
-    return dict(zip(input_names, inputs))
+#: graph name -> input name -> array
+GraphInputs = Dict[str, Dict[str, np.ndarray]]
 
 
 def check_input_shapes(inputs: Dict[str, torch.Tensor], expected: Dict[str, list]):
@@ -75,6 +53,11 @@ def check_input_shapes(inputs: Dict[str, torch.Tensor], expected: Dict[str, list
                              f'onnx_config.input_shapes gives {list(shape)}')
 
 
+def artifact_name(kind: str, graph: str, suffix: str = 'onnx') -> str:
+    """``float.onnx`` for the one graph of a model, ``float_<graph>.onnx`` for a named one."""
+    return f'{kind}_{graph}.{suffix}' if graph else f'{kind}.{suffix}'
+
+
 class DeployPipeline:
     """Runs every stage of the deploy config for one model and checkpoint into ``work_dir``."""
 
@@ -84,6 +67,8 @@ class DeployPipeline:
         self.checkpoint = checkpoint
         self.work_dir = work_dir
         self.onnx_cfg = deploy_cfg.onnx_config
+        self.exporter = build_exporter(deploy_cfg)
+        self.dataset_meta = None  # the verification dataset's metainfo, for the evaluator
         self.report: dict = {
             'model': model_cfg.model.get('type', ''),
             'checkpoint': checkpoint,
@@ -111,21 +96,28 @@ class DeployPipeline:
             raise KeyError(f'model config has no {key!r} for the deploy config to use')
         return Runner.build_dataloader(self.model_cfg[key], seed=0)
 
-    def export(self, model: nn.Module, example: Dict[str, torch.Tensor], name: str) -> str:
-        path = osp.join(self.work_dir, name)
-        export_onnx(
-            TensorModeWrapper(model), tuple(example.values()), path, self.onnx_cfg.input_names,
-            self.onnx_cfg.output_names, self.onnx_cfg.opset_version,
-            self.onnx_cfg.get('dynamic_axes') or None)
-        self.report['artifacts'][name] = {'path': path, 'size_bytes': file_size(path)}
-        logger.info('wrote %s', path)
-        return path
+    def export(self, graphs: Dict[str, GraphSpec], example: Dict[str, Dict[str, torch.Tensor]],
+               kind: str) -> Dict[str, str]:
+        """Export every graph as ``<kind>[_<graph>].onnx``; returns their paths by graph."""
+        paths = {}
+        for graph, spec in graphs.items():
+            name = artifact_name(kind, graph)
+            paths[graph] = osp.join(self.work_dir, name)
+            export_onnx(spec.module, tuple(example[graph][n] for n in spec.input_names),
+                        paths[graph], spec.input_names, spec.output_names,
+                        self.onnx_cfg.opset_version, spec.dynamic_axes or None)
+            self.report['artifacts'][name] = {
+                'path': paths[graph],
+                'size_bytes': file_size(paths[graph])
+            }
+            logger.info('wrote %s', paths[graph])
+        return paths
 
     def quantize(self, model: nn.Module) -> nn.Module:
         if self.report['checkpoint_kind'] == 'quantized':
             return model
         settings = self.deploy_cfg.quantization
-        recipe = QuantRecipe(**settings.get('recipe', {}))
+        recipe = build_recipe(settings.get('recipe', {}), model)
         counts = quantize_and_calibrate(model, recipe, self.dataloader(settings.calib_dataloader),
                                         settings.calib_batches, settings.calib_method,
                                         **settings.get('calib_kwargs', {}))
@@ -139,87 +131,131 @@ class DeployPipeline:
         self.report['artifacts']['quantized.pth'] = {'path': path, 'size_bytes': file_size(path)}
         return model.eval()
 
-    def target_onnx(self, raw_path: str, target: str) -> str:
-        path = osp.join(self.work_dir, f'int8_{target}.onnx')
+    def target_onnx(self, raw_path: str, target: str, graph: str) -> str:
+        name = artifact_name(f'int8_{target}', graph)
+        path = osp.join(self.work_dir, name)
         clean_up_onnx(raw_path, path)
         if target != 'tensorrt':
-            graph = gs.import_onnx(onnx.load(path))
-            apply_placement(graph, target)
-            placed = gs.export_onnx(graph)
+            graph_ir = gs.import_onnx(onnx.load(path))
+            apply_placement(graph_ir, target)
+            placed = gs.export_onnx(graph_ir)
             del placed.opset_import[:]
             placed.opset_import.extend(onnx.load(path).opset_import)
             onnx.checker.check_model(placed)
             onnx.save(placed, f'{path}.tmp.onnx')
             os.replace(f'{path}.tmp.onnx', path)
-        self.report['artifacts'][osp.basename(path)] = {'path': path, 'size_bytes': file_size(path)}
+        self.report['artifacts'][name] = {'path': path, 'size_bytes': file_size(path)}
         return path
 
-    def verify(self, model: nn.Module, onnx_path: str, target: str, batches: list) -> dict:
-        session = OnnxRuntimeModel(onnx_path)
-
+    def verify(self, model: nn.Module, graphs: Dict[str, GraphSpec], onnx_paths: Dict[str, str],
+               batches: List[tuple]) -> dict:
+        """ONNX Runtime vs PyTorch fake-quant and float, graph by graph, on the same inputs; the
+        task metric of all three when ``verification.metric`` is set."""
+        sessions = {graph: OnnxRuntimeModel(path).run for graph, path in onnx_paths.items()}
         snapshot = enabled_state(model)
 
-        def run_torch(inputs, quantized: bool):
-            if not quantized:
-                set_all_quantizers(model, False)
-            with torch.no_grad():
-                outputs = _as_tuple(
-                    model(*[torch.from_numpy(v) for v in inputs.values()], mode='tensor'))
-            restore_enabled_state(model, snapshot)
-            return {n: o.numpy() for n, o in zip(self.onnx_cfg.output_names, outputs)}
+        def torch_runner(graph: str, quantized: bool):
+            run_graph = graphs[graph].torch_runner()
 
-        numpy_batches = [{k: v.numpy() for k, v in b.items()} for b, _ in batches]
-        result = {
-            'verification':
-            verify_outputs(
-                session.run, numpy_batches, {
-                    'pytorch_fake_quant': lambda i: run_torch(i, True),
-                    'pytorch_float': lambda i: run_torch(i, False)
-                }),
-            'lint': [str(issue) for issue in lint_for_tensorrt(onnx_path)]
-        }
+            def run(inputs):
+                if not quantized:
+                    set_all_quantizers(model, False)
+                try:
+                    return run_graph(inputs)
+                finally:
+                    restore_enabled_state(model, snapshot)
+
+            return run
+
+        verification, lint = {}, []
+        for graph in graphs:
+            per_graph = verify_outputs(
+                sessions[graph], [inputs[graph] for inputs, _ in batches], {
+                    'pytorch_fake_quant': torch_runner(graph, True),
+                    'pytorch_float': torch_runner(graph, False)
+                })
+            for reference, outputs in per_graph.items():
+                verification.setdefault(reference, {}).update(outputs)
+            prefix = f'{graph}: ' if graph else ''
+            lint += [f'{prefix}{issue}' for issue in lint_for_tensorrt(onnx_paths[graph])]
+        result = {'verification': verification, 'lint': lint}
         if self.deploy_cfg.verification.get('metric'):
             result['metrics'] = [
-                self._metric('pytorch_float', lambda i: run_torch(i, False), batches),
-                self._metric('pytorch_fake_quant', lambda i: run_torch(i, True), batches),
-                self._metric('onnxruntime', session.run, batches)
+                self._metric(model, name, runners, batches) for name, runners in (
+                    ('pytorch_float', {
+                        g: torch_runner(g, False)
+                        for g in graphs
+                    }),
+                    ('pytorch_fake_quant', {
+                        g: torch_runner(g, True)
+                        for g in graphs
+                    }),
+                    ('onnxruntime', sessions),
+                )
             ]
         return result
 
-    def _metric(self, name: str, run, batches: list) -> dict:
+    def _metric(self, model: nn.Module, name: str, runners: dict, batches: List[tuple]) -> dict:
         evaluator = Evaluator(self.model_cfg.val_evaluator)
+        evaluator.dataset_meta = self.dataset_meta
         count = 0
         for inputs, data_batch in batches:
-            outputs = run({k: v.numpy() for k, v in inputs.items()})
-            first = torch.from_numpy(np.asarray(outputs[self.onnx_cfg.output_names[0]]))
-            evaluator.process(data_samples=list(first), data_batch=data_batch)
-            count += len(first)
+            samples = self.exporter.predict(model, data_batch, inputs, runners)
+            evaluator.process(data_samples=samples, data_batch=data_batch)
+            count += len(samples)
         return {'model': name, 'values': evaluator.evaluate(count)}
 
-    def tensorrt_engine(self, onnx_path: str, batches: list) -> dict:
+    def tensorrt_engines(self, onnx_paths: Dict[str, str]) -> dict:
+        """One engine per graph where TensorRT is installed; the ``trtexec`` command always."""
         settings = self.deploy_cfg.tensorrt
-        engine_path = osp.join(self.work_dir, 'int8_tensorrt.engine')
-        entry = {
-            'trtexec':
-            trtexec_command(onnx_path, engine_path, settings.workspace_mb, settings.fp16,
-                            settings.get('profiles'))
-        }
-        if settings.build == 'skip':
-            entry['status'] = 'skipped by the deploy config'
-            return entry
-        try:
-            build_engine(onnx_path, engine_path, settings.workspace_mb, settings.fp16,
-                         settings.get('profiles'))
-            entry['status'] = f'built {engine_path}'
-            self.report['artifacts']['int8_tensorrt.engine'] = {
-                'path': engine_path,
-                'size_bytes': file_size(engine_path)
-            }
-        except TensorRTUnavailable as err:
-            if settings.build == 'require':
-                raise
-            entry['status'] = f'skipped: {err}'
+        profiles = settings.get('profiles') or []
+        entry = {'trtexec': [], 'status': []}
+        for graph, onnx_path in onnx_paths.items():
+            graph_profiles = profiles.get(graph, []) if isinstance(profiles, dict) else profiles
+            name = artifact_name('int8_tensorrt', graph, 'engine')
+            engine_path = osp.join(self.work_dir, name)
+            entry['trtexec'].append(
+                trtexec_command(onnx_path, engine_path, settings.workspace_mb, settings.fp16,
+                                graph_profiles))
+            if settings.build == 'skip':
+                entry['status'].append(f'{name}: skipped by the deploy config')
+                continue
+            try:
+                build_engine(onnx_path, engine_path, settings.workspace_mb, settings.fp16,
+                             graph_profiles)
+                entry['status'].append(f'built {engine_path}')
+                self.report['artifacts'][name] = {
+                    'path': engine_path,
+                    'size_bytes': file_size(engine_path)
+                }
+            except TensorRTUnavailable as err:
+                if settings.build == 'require':
+                    raise
+                entry['status'].append(f'{name}: skipped: {err}')
+        entry['trtexec'] = '\n'.join(entry['trtexec'])
+        entry['status'] = '\n'.join(entry['status'])
         return entry
+
+    def verification_batches(self, model: nn.Module) -> List[tuple]:
+        """(graph inputs as numpy, data batch) for the first ``verification.num_batches``."""
+        verify_cfg = self.deploy_cfg.verification
+        dataloader = self.dataloader(verify_cfg.dataloader)
+        self.dataset_meta = getattr(dataloader.dataset, 'metainfo', None)
+        batches = []
+        for batch in islice(dataloader, verify_cfg.num_batches):
+            inputs = self.exporter.graph_inputs(model, batch)
+            for graph_inputs in inputs.values():
+                check_input_shapes(graph_inputs, self.onnx_cfg.get('input_shapes', {}))
+            batches.append(({
+                graph: {
+                    n: t.numpy()
+                    for n, t in graph_inputs.items()
+                }
+                for graph, graph_inputs in inputs.items()
+            }, batch))
+        if not batches:
+            raise ValueError(f'verification dataloader {verify_cfg.dataloader!r} gave no batch')
+        return batches
 
     # ------------------------------------------------------------------ all stages
     def run(self) -> dict:
@@ -228,35 +264,39 @@ class DeployPipeline:
         os.makedirs(self.work_dir, exist_ok=True)
         logger.info('[1/5] building %s from %s', self.report['model'], self.checkpoint)
         model = self.build_model()
-        verify_cfg = self.deploy_cfg.verification
-        batches = []
-        for batch in islice(self.dataloader(verify_cfg.dataloader), verify_cfg.num_batches):
-            inputs = model_inputs(model, batch, self.onnx_cfg.input_names)
-            check_input_shapes(inputs, self.onnx_cfg.input_shapes)
-            batches.append((inputs, batch))
-        if not batches:
-            raise ValueError(f'verification dataloader {verify_cfg.dataloader!r} gave no batch')
-        example = batches[0][0]
-        logger.info('[2/5] float ONNX')
         snapshot = enabled_state(model)  # a quantized checkpoint's skip list stays as it is
         set_all_quantizers(model, False)
-        self.export(model, example, 'float.onnx')
+        batches = self.verification_batches(model)
+        example = {
+            graph: {
+                n: torch.from_numpy(a)
+                for n, a in inputs.items()
+            }
+            for graph, inputs in batches[0][0].items()
+        }
+        logger.info('[2/5] float ONNX')
+        float_paths = self.export(self.exporter.graphs(model), example, 'float')
         restore_enabled_state(model, snapshot)
         logger.info('[3/5] quantized model (%s checkpoint)', self.report['checkpoint_kind'])
         model = self.quantize(model)
-        raw_path = self.export(model, example, 'qdq_raw.onnx')
+        graphs = self.exporter.graphs(model)
+        raw_paths = self.export(graphs, example, 'qdq_raw')
         for target in self.deploy_cfg.targets:
             logger.info('[4/5] target %s: Q/DQ ONNX, clean-up, lint, verification', target)
-            path = self.target_onnx(raw_path, target)
-            self.report['targets'][target] = self.verify(model, path, target, batches)
-        float_size = self.report['artifacts']['float.onnx']['size_bytes']
+            paths = {g: self.target_onnx(raw_paths[g], target, g) for g in graphs}
+            self.report['targets'][target] = self.verify(model, graphs, paths, batches)
+        float_size = sum(file_size(p) for p in float_paths.values())
         self.report['int8_size_ratio'] = {
-            target: self.report['artifacts'][f'int8_{target}.onnx']['size_bytes'] / float_size
+            target:
+            sum(
+                file_size(osp.join(self.work_dir, artifact_name(f'int8_{target}', g)))
+                for g in graphs) / float_size
             for target in self.deploy_cfg.targets
         }
         if 'tensorrt' in self.deploy_cfg.targets:
             logger.info('[5/5] TensorRT engine')
-            self.report['tensorrt_engine'] = self.tensorrt_engine(
-                osp.join(self.work_dir, 'int8_tensorrt.onnx'), batches)
+            self.report['tensorrt_engine'] = self.tensorrt_engines(
+                {g: osp.join(self.work_dir, artifact_name('int8_tensorrt', g))
+                 for g in graphs})
         self.report['report_files'] = write_report(self.report, self.work_dir)
         return self.report

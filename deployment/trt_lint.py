@@ -52,6 +52,19 @@ def _dequantized_source(tensor) -> Optional[gs.Node]:
     return node if node is not None and node.op == 'DequantizeLinear' else None
 
 
+def _weight_rank(weight_dq: gs.Node) -> int:
+    """Rank of the weight a DequantizeLinear yields: its INT8 constant, or the float constant
+    its QuantizeLinear reads (graphs before clean-up), else the tensor's shape, else 4."""
+    weight = constant_value(weight_dq.inputs[0])
+    quantize = _producer(weight_dq.inputs[0])
+    if weight is None and quantize is not None and quantize.op == 'QuantizeLinear':
+        weight = constant_value(quantize.inputs[0])
+    if weight is not None:
+        return np.ndim(weight)
+    shape = weight_dq.inputs[0].shape
+    return len(shape) if shape is not None else 4
+
+
 def _expected_weight_axis(layer: gs.Node, weight_rank: int) -> int:
     if layer.op == 'Gemm':
         return 0 if layer.attrs.get('transB', 0) else 1
@@ -98,9 +111,11 @@ def _lint_weight_layer(node: gs.Node) -> List[LintIssue]:
     scale = constant_value(weight_dq.inputs[1])
     if scale is None or np.ndim(scale) == 0 or np.size(scale) == 1:
         return issues
-    weight = constant_value(weight_dq.inputs[0])
-    rank = np.ndim(weight) if weight is not None else 4
+    rank = _weight_rank(weight_dq)
     axis = weight_dq.attrs.get('axis', 1) % rank
+    between = _producer(node.inputs[1])
+    if between is not None and between.op == 'Transpose':  # the axis after the transpose
+        axis = list(between.attrs.get('perm', reversed(range(rank)))).index(axis)
     if node.op == 'ConvTranspose':
         issues.append(
             LintIssue(

@@ -18,6 +18,9 @@ from .toggle import disable_quantizers
 #: into a :class:`~quantization.nn.Concat` module), registered by projects under a name a recipe
 #: (and so a checkpoint) can list: ``fn(model) -> int`` (how many places it changed).
 MODEL_PREPARATIONS = Registry('model preparation')
+#: Functions ``fn(float_model, **kwargs) -> QuantRecipe`` of one model family (a recipe that
+#: depends on the model, e.g. its BatchNorm pairs), named in configs as ``dict(type=name, ...)``.
+RECIPE_BUILDERS = Registry('quantization recipe builder')
 
 
 def _preparation(name: str) -> Callable[[nn.Module], int]:
@@ -100,3 +103,17 @@ class QuantRecipe:
         if unknown:
             raise KeyError(f'QuantRecipe: unknown keys {unknown}; known keys are {sorted(known)}')
         return cls(**settings)
+
+
+def build_recipe(settings: dict, model: nn.Module) -> QuantRecipe:
+    """A recipe from config: ``dict(type=builder name, **kwargs)`` calls a registered builder
+    with ``model``; otherwise the dict holds :class:`QuantRecipe` fields."""
+    settings = dict(settings)
+    if 'type' not in settings:
+        return QuantRecipe.from_dict(settings)
+    name = settings.pop('type')
+    builder = RECIPE_BUILDERS.get(name)
+    if builder is None:
+        raise KeyError(f'unknown recipe builder {name!r}: import the project that registers it '
+                       f'(custom_imports); known: {sorted(RECIPE_BUILDERS.module_dict)}')
+    return builder(model, **settings)

@@ -1,7 +1,8 @@
 """Write synthetic lidar scenes in mmdet3d's format (points .bin + v2 info .pkl).
 
     python tools/generate_synthetic_lidar.py [--root work_dirs/data/synthetic_lidar]
-                                             [--train 200] [--val 50] [--seed 0]
+                                             [--train 400] [--val 50] [--seed 0]
+                                             [--extent 24]
 """
 import argparse
 import os.path as osp
@@ -9,22 +10,26 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from projects.CenterPoint.data.synthetic_lidar import write_dataset  # noqa: E402
+from projects.CenterPoint.data.synthetic_lidar import SceneConfig, write_dataset  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--root', default='work_dirs/data/synthetic_lidar')
-    parser.add_argument('--train', type=int, default=200)
+    parser.add_argument('--train', type=int, default=400)
     parser.add_argument('--val', type=int, default=50)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--extent', type=float, default=SceneConfig.extent, help='objects within |x|, |y| < m')
     args = parser.parse_args(argv)
     if args.train < 1 or args.val < 1:
         sys.exit('error: --train and --val need at least one scene each')
+    if args.extent <= 15:
+        sys.exit(f'error: --extent {args.extent} m leaves no room for walls (placed beyond 15 m)')
     for split, path in write_dataset(args.root, {
             'train': args.train,
             'val': args.val
-    }, args.seed).items():
+    }, args.seed, SceneConfig(extent=args.extent)).items():
         print(f'{split}: {path}')
 
 

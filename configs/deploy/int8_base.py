@@ -29,5 +29,7 @@ tensorrt = dict(
     build='auto',  # 'auto': build where TensorRT is installed; 'require': fail without it
     workspace_mb=2048,
     fp16=True,
-    profiles=[],  # [dict(inputs=[min_shape, opt_shape, max_shape])]
+    # [dict(inputs=[min_shape, opt_shape, max_shape])]; a model exported as several graphs:
+    # dict(_delete_=True, graph_name=[...]) (see configs/centerpoint/deploy_centerpoint_split.py)
+    profiles=[],
 )

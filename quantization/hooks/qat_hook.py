@@ -27,7 +27,7 @@ from torch import nn
 
 from ..calibration import CalibrationManager
 from ..checkpoint import has_quantizers, is_quantized_state_dict
-from ..recipe import QuantRecipe
+from ..recipe import QuantRecipe, build_recipe
 from ..toggle import named_quantizers
 
 
@@ -37,7 +37,9 @@ class QATHook(Hook):
 
     Args:
         recipe (dict, optional): :class:`QuantRecipe` fields (include/exclude patterns,
-            descriptors, ``fold_bn``, ``bn_pairs``, ``fuse_relu``, ``skip_layers``).
+            descriptors, ``fold_bn``, ``bn_pairs``, ``fuse_relu``, ``skip_layers``), or a
+            model family's recipe: ``dict(type='CenterPointRecipe', skip_layers=[...])`` (a
+            name in ``RECIPE_BUILDERS``, built from the model when training starts).
         calib_batches (int): Training batches for the initial calibration. Defaults to 100.
         calib_method (str): amax method for histogram quantizers. Defaults to 'mse'.
         calib_kwargs (dict, optional): Passed to the amax reduction (e.g. ``percentile``).
@@ -63,7 +65,8 @@ class QATHook(Hook):
                 f'QATHook: calib_batches must be a positive int, got {calib_batches!r}')
         if not 0 < amax_momentum <= 1:
             raise ValueError(f'QATHook: amax_momentum must be in (0, 1], got {amax_momentum}')
-        self.recipe = QuantRecipe(**(recipe or {}))
+        self.recipe_cfg = dict(recipe or {})
+        self.recipe = None if 'type' in self.recipe_cfg else QuantRecipe.from_dict(self.recipe_cfg)
         self.calib_batches = calib_batches
         self.calib_method = calib_method
         self.calib_kwargs = dict(calib_kwargs or {})
@@ -100,6 +103,9 @@ class QATHook(Hook):
             runner.logger.warning(f'QATHook: {len(new_params)} parameters created by BN folding '
                                   'were added to the optimizer as a new param group')
 
+    def _hook_recipe(self, runner) -> QuantRecipe:
+        return self.recipe or build_recipe(self.recipe_cfg, self._model(runner))
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state_dict = checkpoint.get('state_dict', checkpoint)
         if not is_quantized_state_dict(state_dict) or has_quantizers(self._model(runner)):
@@ -108,11 +114,13 @@ class QATHook(Hook):
         if recipe_dict is None:
             runner.logger.warning('QATHook: the checkpoint holds quantizer state but no recipe in '
                                   "meta['quantization']; rebuilding with the hook's recipe")
-        self._quantize(runner, QuantRecipe.from_dict(recipe_dict) if recipe_dict else self.recipe)
+        self._quantize(
+            runner,
+            QuantRecipe.from_dict(recipe_dict) if recipe_dict else self._hook_recipe(runner))
 
     def before_train(self, runner) -> None:
         if not has_quantizers(self._model(runner)):
-            self._quantize(runner, self.recipe)
+            self._quantize(runner, self._hook_recipe(runner))
         model = self._model(runner)
         uncalibrated = [
             name for name, q in named_quantizers(model) if q.is_enabled and not q.has_amax

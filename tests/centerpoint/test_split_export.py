@@ -11,13 +11,7 @@ from quantization import CalibrationManager
 
 
 def onnx_split(model, paths):
-    encoder = OnnxRuntimeModel(paths['pts_voxel_encoder'])
-    rest = OnnxRuntimeModel(paths['pts_backbone_neck_head'])
-    return SplitCenterPoint(model,
-                            lambda d: encoder.run({'decorated_pillars': d})['pillar_features'],
-                            lambda c: list(rest.run({
-                                'bev_canvas': c
-                            }).values()))
+    return SplitCenterPoint(model, {graph: OnnxRuntimeModel(p).run for graph, p in paths.items()})
 
 
 def boxes_of(samples):
@@ -32,7 +26,7 @@ def test_split_matches_pytorch_float_and_quantized(tiny, tmp_path):
     batch = next(iter(Runner.build_dataloader(tiny['cfg'].val_dataloader, seed=0)))
     with torch.no_grad():
         reference = model.test_step(batch)
-    in_torch = SplitCenterPoint(model, *torch_parts(model)).test_step(batch)
+    in_torch = SplitCenterPoint(model, torch_parts(model)).test_step(batch)
     for expected, got in zip(boxes_of(reference), boxes_of(in_torch)):
         np.testing.assert_array_equal(expected, got)
     float_paths = export_split(model, batch, str(tmp_path), 'float')
@@ -48,12 +42,15 @@ def test_split_matches_pytorch_float_and_quantized(tiny, tmp_path):
         import onnx
         assert any(n.op_type == 'QuantizeLinear' for n in onnx.load(path).graph.node)
     # Raw head maps: ONNX Runtime vs PyTorch fake-quant on the same canvas.
-    run_encoder, run_rest = torch_parts(model)
+    run_rest = torch_parts(model)['pts_backbone_neck_head']
     head_onnx = OnnxRuntimeModel(quant_paths['pts_backbone_neck_head'])
-    canvas = np.random.default_rng(0).random((2, 32, 256, 256), np.float32) * (
-        np.random.default_rng(1).random((2, 1, 256, 256)) < 0.1)
-    torch_maps = run_rest(canvas)
-    onnx_maps = list(head_onnx.run({'bev_canvas': canvas}).values())
-    for name, expected, got in zip(HEAD_OUTPUTS, torch_maps, onnx_maps):
+    height, width = tiny['cfg'].model.pts_middle_encoder.output_shape
+    canvas = np.random.default_rng(0).random((2, 32, height, width), np.float32) * (
+        np.random.default_rng(1).random((2, 1, height, width)) < 0.1)
+    torch_maps = run_rest({'bev_canvas': canvas})
+    onnx_maps = head_onnx.run({'bev_canvas': canvas})
+    assert list(onnx_maps) == list(HEAD_OUTPUTS)
+    for name in HEAD_OUTPUTS:
+        expected, got = torch_maps[name], onnx_maps[name]
         cosine = (expected * got).sum() / np.linalg.norm(expected) / np.linalg.norm(got)
         assert cosine > 0.999, name

@@ -99,6 +99,33 @@ def test_clean_up_folds_int8_weights_exactly_and_lint_passes(exported_demo, tmp_
     assert lint_for_tensorrt(cleaned) == []
 
 
+def test_matmul_weight_transpose_is_folded_onto_the_output_channel_axis(tmp_path):
+    """A Linear on (N, P, C) points exports as DQ(W, axis 0) -> Transpose -> MatMul: per output
+    channel, which the lint must accept; the clean-up stores W^T with axis 1, same outputs."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 16)).eval()
+    QuantRecipe().apply(model)
+    points = torch.randn(64, 8, 10)
+    CalibrationManager(model, progress=False).calibrate([points], 1, 'max')
+    raw, cleaned = str(tmp_path / 'raw.onnx'), str(tmp_path / 'clean.onnx')
+    export_onnx(model, (points, ), raw, ['points'], ['features'])
+    assert 'Transpose' in {n.op_type for n in onnx.load(raw).graph.node}
+    assert [i.rule for i in lint_for_tensorrt(raw) if i.rule == 'weight-axis'] == []
+    assert clean_up_onnx(raw, cleaned)['weight_transposes_folded'] == 1
+    graph = gs.import_onnx(onnx.load(cleaned))
+    matmul = next(n for n in graph.nodes if n.op == 'MatMul')
+    weight_dq = matmul.inputs[1].inputs[0]
+    assert weight_dq.op == 'DequantizeLinear' and weight_dq.attrs['axis'] == 1
+    assert weight_dq.inputs[0].values.shape == (10, 16)
+    assert 'Transpose' not in {n.op for n in graph.nodes} and lint_for_tensorrt(cleaned) == []
+    x = points.numpy()
+    before = ort.InferenceSession(raw).run(None, {'points': x})[0]
+    after = ort.InferenceSession(cleaned).run(None, {'points': x})[0]
+    np.testing.assert_array_equal(before, after)
+    with torch.no_grad():
+        np.testing.assert_allclose(after, model(points).numpy(), atol=1e-5)
+
+
 def test_clean_up_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match='missing.onnx does not exist'):
         clean_up_onnx(str(tmp_path / 'missing.onnx'), str(tmp_path / 'out.onnx'))

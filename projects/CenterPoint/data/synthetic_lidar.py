@@ -22,9 +22,9 @@ CLASSES = ('car', 'truck', 'bus', 'bicycle', 'pedestrian')
 #: mean (l, w, h) in metres and the mean count per scene
 CLASS_SHAPES = {
     'car': ((4.6, 1.9, 1.6), 6),
-    'truck': ((7.5, 2.5, 3.0), 2),
-    'bus': ((11.0, 2.9, 3.3), 1),
-    'bicycle': ((1.8, 0.6, 1.3), 2),
+    'truck': ((7.5, 2.5, 3.0), 3),
+    'bus': ((11.0, 2.9, 3.3), 2),
+    'bicycle': ((1.8, 0.6, 1.3), 3),
     'pedestrian': ((0.7, 0.7, 1.75), 4),
 }
 SENSOR_HEIGHT = 1.8  # m above the ground
@@ -43,7 +43,7 @@ class SceneConfig:
         range_noise (float): Std of the range error, m.
         dropout (float): Fraction of returns lost.
     """
-    extent: float = 38.0
+    extent: float = 24.0
     num_beams: int = 32
     elevation_deg: Tuple[float, float] = (-25.0, 8.0)
     azimuth_step_deg: float = 0.3

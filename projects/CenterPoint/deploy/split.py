@@ -7,13 +7,13 @@ Voxelization, the feature decoration of PillarFeatureNet, the scatter and box de
 mmdet3d's own ``CenterHead.predict_by_feat``) stay in PyTorch, as in AWML's tools.
 """
 import os.path as osp
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from deployment import export_onnx
+from deployment import DEPLOY_EXPORTERS, GraphSpec, export_onnx
 
 HEAD_OUTPUTS = ('heatmap', 'reg', 'height', 'dim', 'rot', 'vel')
 
@@ -72,14 +72,13 @@ class SplitCenterPoint:
     Args:
         model (nn.Module): The mmdet3d CenterPoint (for voxelization, decoration, scatter and
             decoding; its own encoder / backbone are not used here).
-        run_encoder (callable): (N, P, C) numpy decorated pillars -> (N, C_out) numpy.
-        run_backbone_neck_head (callable): (B, C, H, W) numpy canvas -> list of numpy head maps.
+        runners (dict): ``{'pts_voxel_encoder': fn, 'pts_backbone_neck_head': fn}``, each numpy
+            inputs by name -> numpy outputs by name (ONNX Runtime sessions, :func:`torch_parts`).
     """
 
-    def __init__(self, model: nn.Module, run_encoder: Callable, run_backbone_neck_head: Callable):
+    def __init__(self, model: nn.Module, runners: Dict[str, Callable]):
         self.model = model
-        self.run_encoder = run_encoder
-        self.run_backbone_neck_head = run_backbone_neck_head
+        self.runners = runners
         self.num_tasks = len(model.pts_bbox_head.task_heads)
 
     @torch.no_grad()
@@ -87,61 +86,92 @@ class SplitCenterPoint:
         """Like ``model.test_step(batch)``: data samples with ``pred_instances_3d``."""
         data = self.model.data_preprocessor(batch, False)
         voxel_dict, samples = data['inputs']['voxels'], data['data_samples']
-        decorated = decorated_pillars(self.model, voxel_dict)
-        features = torch.from_numpy(np.asarray(self.run_encoder(decorated.numpy())))
+        decorated = decorated_pillars(self.model, voxel_dict).numpy()
+        features = self.runners['pts_voxel_encoder']({'decorated_pillars': decorated})
         batch_size = int(voxel_dict['coors'][-1, 0].item()) + 1
-        canvas = self.model.pts_middle_encoder(features, voxel_dict['coors'], batch_size)
-        head_maps = [
-            torch.from_numpy(np.asarray(m)) for m in self.run_backbone_neck_head(canvas.numpy())
-        ]
-        per_task = len(HEAD_OUTPUTS)
-        preds_dicts = tuple(
-            [dict(zip(HEAD_OUTPUTS, head_maps[task * per_task:(task + 1) * per_task]))]
-            for task in range(self.num_tasks))
+        canvas = self.model.pts_middle_encoder(
+            torch.from_numpy(np.asarray(features['pillar_features'])), voxel_dict['coors'],
+            batch_size)
+        head_maps = self.runners['pts_backbone_neck_head']({'bev_canvas': canvas.numpy()})
+        names = output_names(self.num_tasks)
+        preds_dicts = tuple([{
+            field: torch.from_numpy(np.asarray(head_maps[name]))
+            for field, name in zip(HEAD_OUTPUTS, names[task * len(HEAD_OUTPUTS):])
+        }] for task in range(self.num_tasks))
         results = self.model.pts_bbox_head.predict_by_feat(preds_dicts,
                                                            [sample.metainfo for sample in samples])
         return self.model.add_pred_to_datasample(samples, data_instances_3d=results)
 
 
-def export_split(model: nn.Module, batch: dict, work_dir: str, prefix: str) -> Dict[str, str]:
-    """Export the two graphs (dynamic pillar count, fixed canvas) from an example batch."""
-    model.eval()
-    with torch.no_grad():
-        data = model.data_preprocessor(batch, False)
-        voxel_dict = data['inputs']['voxels']
+@DEPLOY_EXPORTERS.register_module()
+class CenterPointSplitExporter:
+    """The deploy pipeline's exporter for CenterPoint: the two graphs of this module (dynamic
+    pillar count, fixed canvas), their inputs for a batch (decorated pillars; the canvas the
+    model's own encoder and scatter make) and predictions through :class:`SplitCenterPoint`."""
+
+    def __init__(self, onnx_config: Optional[dict] = None):
+        self.onnx_config = onnx_config
+
+    def graphs(self, model: nn.Module) -> Dict[str, GraphSpec]:
+        return {
+            'pts_voxel_encoder':
+            GraphSpec(
+                PillarEncoderPart(model.pts_voxel_encoder), ['decorated_pillars'],
+                ['pillar_features'], {
+                    'decorated_pillars': {
+                        0: 'pillars'
+                    },
+                    'pillar_features': {
+                        0: 'pillars'
+                    }
+                }),
+            'pts_backbone_neck_head':
+            GraphSpec(
+                BackboneNeckHeadPart(model), ['bev_canvas'],
+                output_names(len(model.pts_bbox_head.task_heads)))
+        }
+
+    @torch.no_grad()
+    def graph_inputs(self, model: nn.Module, batch: dict) -> Dict[str, Dict[str, torch.Tensor]]:
+        voxel_dict = model.data_preprocessor(batch, False)['inputs']['voxels']
         decorated = decorated_pillars(model, voxel_dict)
-        batch_size = int(voxel_dict['coors'][-1, 0].item()) + 1
         features = PillarEncoderPart(model.pts_voxel_encoder)(decorated)
+        batch_size = int(voxel_dict['coors'][-1, 0].item()) + 1
         canvas = model.pts_middle_encoder(features, voxel_dict['coors'], batch_size)
-    encoder_path = osp.join(work_dir, f'{prefix}_pts_voxel_encoder.onnx')
-    export_onnx(
-        PillarEncoderPart(model.pts_voxel_encoder), (decorated, ),
-        encoder_path, ['decorated_pillars'], ['pillar_features'],
-        dynamic_axes={
-            'decorated_pillars': {
-                0: 'pillars'
+        return {
+            'pts_voxel_encoder': {
+                'decorated_pillars': decorated
             },
-            'pillar_features': {
-                0: 'pillars'
+            'pts_backbone_neck_head': {
+                'bev_canvas': canvas
             }
-        })
-    head_path = osp.join(work_dir, f'{prefix}_pts_backbone_neck_head.onnx')
-    export_onnx(
-        BackboneNeckHeadPart(model), (canvas, ), head_path, ['bev_canvas'],
-        output_names(len(model.pts_bbox_head.task_heads)))
-    return {'pts_voxel_encoder': encoder_path, 'pts_backbone_neck_head': head_path}
+        }
+
+    def predict(self, model: nn.Module, batch: dict, inputs, runners: Dict[str, Callable]) -> list:
+        return SplitCenterPoint(model, runners).test_step(batch)
 
 
-def torch_parts(model: nn.Module) -> Sequence[Callable]:
-    """The two parts run in PyTorch (numpy in, numpy out), for comparisons."""
-    encoder, rest = PillarEncoderPart(model.pts_voxel_encoder), BackboneNeckHeadPart(model)
+def export_split(model: nn.Module, batch: dict, work_dir: str, prefix: str) -> Dict[str, str]:
+    """Export the two graphs as ``<prefix>_<graph>.onnx``; returns their paths by graph."""
+    model.eval()
+    exporter = CenterPointSplitExporter()
+    inputs = exporter.graph_inputs(model, batch)
+    paths = {}
+    for graph, spec in exporter.graphs(model).items():
+        paths[graph] = osp.join(work_dir, f'{prefix}_{graph}.onnx')
+        export_onnx(
+            spec.module,
+            tuple(inputs[graph][n] for n in spec.input_names),
+            paths[graph],
+            spec.input_names,
+            spec.output_names,
+            dynamic_axes=spec.dynamic_axes or None)
+    return paths
 
-    def run_encoder(decorated):
-        with torch.no_grad():
-            return encoder(torch.from_numpy(decorated)).numpy()
 
-    def run_rest(canvas):
-        with torch.no_grad():
-            return [t.numpy() for t in rest(torch.from_numpy(canvas))]
-
-    return run_encoder, run_rest
+def torch_parts(model: nn.Module) -> Dict[str, Callable]:
+    """The two graphs run in PyTorch (numpy in and out), as :class:`SplitCenterPoint` runners."""
+    return {
+        graph: spec.torch_runner()
+        for graph, spec in CenterPointSplitExporter().graphs(model).items()
+    }

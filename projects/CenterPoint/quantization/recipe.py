@@ -17,7 +17,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
-from quantization import MODEL_PREPARATIONS, QuantRecipe
+from quantization import MODEL_PREPARATIONS, RECIPE_BUILDERS, QuantRecipe
 from quantization.nn import Concat
 
 QUANTIZED_PARTS = ('pts_voxel_encoder', 'pts_backbone', 'pts_neck', 'pts_bbox_head')
@@ -58,9 +58,11 @@ def check_centerpoint(model: nn.Module, source: str = 'the model config'):
                          f'(got {type(model).__name__}, missing {missing or "nothing"})')
 
 
+@RECIPE_BUILDERS.register_module('CenterPointRecipe')
 def centerpoint_recipe(model: nn.Module,
                        skip_layers: Sequence[str] = DEFAULT_SKIP_LAYERS) -> QuantRecipe:
-    """The recipe for ``model`` (a float mmdet3d CenterPoint)."""
+    """The recipe for ``model`` (a float mmdet3d CenterPoint); configs name it
+    ``dict(type='CenterPointRecipe', skip_layers=[...])``."""
     check_centerpoint(model)
     return QuantRecipe(
         include=list(QUANTIZED_PARTS),
