@@ -10,13 +10,16 @@ import os
 import os.path as osp
 import sys
 from dataclasses import dataclass
+from itertools import islice
 from typing import Callable, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
+from mmengine.evaluator import Evaluator
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 
+from .calibration import CalibrationManager
 from .checkpoint import load_checkpoint_file, load_state_dict_strict, save_quantized_checkpoint
 from .descriptor import AMAX_METHODS
 from .evaluation import evaluate_model
@@ -62,7 +65,16 @@ def _parser(adapter: ModelAdapter) -> argparse.ArgumentParser:
         sub.add_argument('--config', required=True)
         sub.add_argument('--checkpoint', required=True, help='float checkpoint')
         sub.add_argument('--calibrate-batches', type=int, default=100)
-        sub.add_argument('--method', choices=AMAX_METHODS, default=adapter.default_method)
+        if verb == 'ptq':
+            sub.add_argument(
+                '--method',
+                nargs='+',
+                choices=AMAX_METHODS,
+                default=[adapter.default_method],
+                help='amax method(s); several: one calibration pass, one checkpoint each '
+                '(OUT with _<method> before the extension)')
+        else:
+            sub.add_argument('--method', choices=AMAX_METHODS, default=adapter.default_method)
         sub.add_argument(
             '--skip-layers',
             nargs='*',
@@ -81,6 +93,11 @@ def _parser(adapter: ModelAdapter) -> argparse.ArgumentParser:
                 nargs='*',
                 default=None,
                 help='analyse only layers matching these patterns')
+            sub.add_argument(
+                '--eval-batches',
+                type=int,
+                default=None,
+                help='score each variant on the first N test batches (default: all)')
         if verb == 'qat':
             sub.add_argument('--epochs', type=int, default=2)
             sub.add_argument(
@@ -120,11 +137,12 @@ def _evaluate(cfg: Config, model: nn.Module) -> Dict[str, float]:
     return evaluate_model(model, loader, cfg.test_evaluator, progress=True)
 
 
-def _calibrated(cfg, model, args, adapter, skip_layers) -> QuantRecipe:
+def _calibrated(cfg, model, args, adapter, skip_layers, method: str) -> QuantRecipe:
+    """Apply the recipe, collect calibration statistics, load amax by ``method``."""
     recipe = adapter.make_recipe(model, skip_layers)
     loader_key = 'train_dataloader' if args.calib_split == 'train' else 'val_dataloader'
     loader = Runner.build_dataloader(cfg[loader_key], seed=0)
-    counts = quantize_and_calibrate(model, recipe, loader, args.calibrate_batches, args.method)
+    counts = quantize_and_calibrate(model, recipe, loader, args.calibrate_batches, method)
     print(f'recipe applied: {counts}')
     return recipe
 
@@ -145,32 +163,53 @@ def _skip(args, adapter_default: Sequence[str]) -> Sequence[str]:
     return adapter_default if args.skip_layers is None else args.skip_layers
 
 
+def method_output(output: str, method: str, methods: Sequence[str]) -> str:
+    """``OUT`` for one method; ``OUT`` with ``_<method>`` before the extension for several."""
+    if len(methods) == 1:
+        return output
+    stem, extension = osp.splitext(output)
+    return f'{stem}_{method}{extension or ".pth"}'
+
+
 def run_ptq(args, adapter: ModelAdapter, default_skip: Sequence[str]):
     cfg, model = _load(args, adapter)
     float_metrics = _evaluate(cfg, model)
-    recipe = _calibrated(cfg, model, args, adapter, _skip(args, default_skip))
-    quant_metrics = _evaluate(cfg, model)
-    save_quantized_checkpoint(
-        model,
-        args.output,
-        recipe,
-        meta={
-            'calib_method': args.method,
-            'float_checkpoint': args.checkpoint,
-            'calibrate_batches': args.calibrate_batches
-        })
+    methods = list(dict.fromkeys(args.method))
+    recipe = _calibrated(cfg, model, args, adapter, _skip(args, default_skip), methods[0])
+    rows = [('float', float_metrics)]
+    manager = CalibrationManager(model, progress=False) if len(methods) > 1 else None
+    for method in methods:
+        if manager is not None and method != methods[0]:
+            manager.compute_amax(method)  # the histograms of the one calibration pass
+        rows.append((f'PTQ ({method})', _evaluate(cfg, model)))
+        output = method_output(args.output, method, methods)
+        save_quantized_checkpoint(
+            model,
+            output,
+            recipe,
+            meta={
+                'calib_method': method,
+                'float_checkpoint': args.checkpoint,
+                'calibrate_batches': args.calibrate_batches
+            })
+        print(f'saved {output}')
     keys = sorted(k for k in float_metrics if isinstance(float_metrics[k], float))
-    print(_table([('float', float_metrics), (f'PTQ ({args.method})', quant_metrics)], keys))
-    print(f'saved {args.output}')
+    print(_table(rows, keys))
 
 
 def run_sensitivity(args, adapter: ModelAdapter, default_skip: Sequence[str]):
     cfg, model = _load(args, adapter)
-    _calibrated(cfg, model, args, adapter, [])
+    if args.eval_batches is not None and args.eval_batches <= 0:
+        raise CliError(f'--eval-batches must be at least 1, got {args.eval_batches}')
+    _calibrated(cfg, model, args, adapter, [], args.method)
     loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    batches = list(islice(loader, args.eval_batches)) if args.eval_batches else loader
+    num_samples = sum(len(b['data_samples']) for b in batches) if args.eval_batches else None
 
     def metric(m):
-        return evaluate_model(m, loader, cfg.test_evaluator)[adapter.metric_key]
+        evaluator = Evaluator(cfg.test_evaluator)
+        evaluator.dataset_meta = loader.dataset.metainfo
+        return evaluate_model(m, batches, evaluator, num_samples)[adapter.metric_key]
 
     layers = None
     if args.layers:

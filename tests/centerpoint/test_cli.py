@@ -16,21 +16,41 @@ def run(argv):
     return main(argv, CENTERPOINT, DEFAULT_SKIP_LAYERS)
 
 
-def test_ptq_saves_a_checkpoint_that_rebuilds(tiny, capsys):
+def amax_of(path):
+    state_dict = torch.load(path, weights_only=True)['state_dict']
+    return {k: v for k, v in state_dict.items() if k.endswith('.amax')}
+
+
+def test_ptq_saves_checkpoints_that_rebuild(tiny, capsys):
     output = str(tiny['folder'] / 'ptq.pth')
     assert run([
         'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-        '--calibrate-batches', '1', '--method', 'entropy', '--output', output
+        '--calibrate-batches', '1', '--method', 'max', 'entropy', '--output', output,
+        '--calib-split', 'val'
     ]) == 0
     printed = capsys.readouterr().out
-    assert '| float |' in printed and '| PTQ (entropy) |' in printed and 'mAP' in printed
+    assert '| float |' in printed and '| PTQ (max) |' in printed and 'mAP' in printed
+    assert '| PTQ (entropy) |' in printed
     from mmdet3d.registry import MODELS
     fresh = MODELS.build(tiny['cfg'].model)
-    recipe = load_quantized_checkpoint(fresh, output)
+    recipe = load_quantized_checkpoint(fresh, str(tiny['folder'] / 'ptq_entropy.pth'))
     assert recipe.preparations == ['SECONDFPNConcat']
     assert len(recipe.bn_pairs) == len(fresh.pts_voxel_encoder.pfn_layers)
     assert type(fresh.pts_neck.concat).__name__ == 'QuantConcat'
     assert all(q.has_amax for _, q in named_quantizers(fresh))
+    # One calibration pass for both methods gives what a run with that method alone gives
+    # (validation batches: no random augmentation, so both runs see the same data).
+    single = str(tiny['folder'] / 'ptq_single.pth')
+    assert run([
+        'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
+        '--calibrate-batches', '1', '--method', 'entropy', '--output', single, '--calib-split',
+        'val'
+    ]) == 0
+    expected, shared_pass = amax_of(single), amax_of(str(tiny['folder'] / 'ptq_entropy.pth'))
+    assert expected.keys() == shared_pass.keys()
+    assert all(torch.equal(expected[k], shared_pass[k]) for k in expected)
+    by_max = amax_of(str(tiny['folder'] / 'ptq_max.pth'))
+    assert any(not torch.equal(by_max[k], expected[k]) for k in expected)
 
 
 def test_sensitivity_writes_csv_and_png(tiny, capsys):
@@ -38,7 +58,7 @@ def test_sensitivity_writes_csv_and_png(tiny, capsys):
     assert run([
         'sensitivity', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
         '--calibrate-batches', '1', '--output', output, '--layers', 'pts_neck.deblocks.2*',
-        'pts_neck.concat'
+        'pts_neck.concat', '--eval-batches', '1'
     ]) == 0
     rows = list(csv.DictReader(open(output)))
     assert {r['layer'] for r in rows} == {'pts_neck.deblocks.2.0', 'pts_neck.concat'}
@@ -89,8 +109,10 @@ def test_tools_test_evaluates_float_and_quantized(tiny, capsys):
     assert '| float checkpoint |' in capsys.readouterr().out
     quantized = str(tiny['folder'] / 'ptq.pth')
     if not osp.exists(quantized):
-        run(['ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-             '--calibrate-batches', '1', '--output', quantized])
+        run([
+            'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
+            '--calibrate-batches', '1', '--output', quantized
+        ])
         capsys.readouterr()
     assert test_main([tiny['config'], quantized]) == 0
     printed = capsys.readouterr().out
