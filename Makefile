@@ -1,6 +1,7 @@
 # Two entry points do all the set-up on a fresh machine:
 #   make demo   installs the environment (once) and runs the end-to-end quantization demo
 #   make test   installs the environment (once) and runs the test suite
+#   make demo-centerpoint   CenterPoint INT8 end to end on generated lidar scenes (< 15 min)
 # MMCV_FIND_LINKS=DIR lets pip take a prebuilt mmcv 2.1.0 wheel from DIR instead of building it
 # from source (about 11 minutes on 2 cores). Never set PIP_FIND_LINKS: it hides the machine's
 # local CPU torch wheel and pip then downloads a CUDA build.
@@ -13,10 +14,13 @@ MMCV_FIND_LINKS ?=
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test env
+.PHONY: demo demo-centerpoint test env
 
 demo: $(STAMP)
 	$(BIN)/python tools/quantize_demo.py --work-dir work_dirs/demo
+
+demo-centerpoint: $(STAMP)
+	$(BIN)/python tools/centerpoint_demo.py --work-dir work_dirs/centerpoint_demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.registry import MODELS, init_default_scope
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
 from torch import nn
 
 from .calibration import CalibrationManager
@@ -141,6 +141,7 @@ def _calibrated(cfg, model, args, adapter, skip_layers, method: str) -> QuantRec
     """Apply the recipe, collect calibration statistics, load amax by ``method``."""
     recipe = adapter.make_recipe(model, skip_layers)
     loader_key = 'train_dataloader' if args.calib_split == 'train' else 'val_dataloader'
+    set_random_seed(0)  # the same augmented calibration batches in every run
     loader = Runner.build_dataloader(cfg[loader_key], seed=0)
     counts = quantize_and_calibrate(model, recipe, loader, args.calibrate_batches, method)
     print(f'recipe applied: {counts}')
@@ -171,7 +172,8 @@ def method_output(output: str, method: str, methods: Sequence[str]) -> str:
     return f'{stem}_{method}{extension or ".pth"}'
 
 
-def run_ptq(args, adapter: ModelAdapter, default_skip: Sequence[str]):
+def run_ptq(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> List[tuple]:
+    """Float and PTQ metrics, ``[(row name, metrics), ...]``; one checkpoint per method."""
     cfg, model = _load(args, adapter)
     float_metrics = _evaluate(cfg, model)
     methods = list(dict.fromkeys(args.method))
@@ -195,9 +197,11 @@ def run_ptq(args, adapter: ModelAdapter, default_skip: Sequence[str]):
         print(f'saved {output}')
     keys = sorted(k for k in float_metrics if isinstance(float_metrics[k], float))
     print(_table(rows, keys))
+    return rows
 
 
 def run_sensitivity(args, adapter: ModelAdapter, default_skip: Sequence[str]):
+    """Per-layer report (CSV + PNG) and the greedy skip list; returns both."""
     cfg, model = _load(args, adapter)
     if args.eval_batches is not None and args.eval_batches <= 0:
         raise CliError(f'--eval-batches must be at least 1, got {args.eval_batches}')
@@ -231,9 +235,11 @@ def run_sensitivity(args, adapter: ModelAdapter, default_skip: Sequence[str]):
     print(f'\nsuggested skip list for a budget of {args.budget} points: '
           f'{search.skip_layers or "none"} ({adapter.metric_key} {search.metric:.2f})')
     print(f'written: {args.output}, {png_path}')
+    return report, search
 
 
-def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]):
+def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> dict:
+    """QAT with QATHook in an MMEngine Runner; returns the final validation metrics."""
     cfg, model = _load(args, adapter)
     recipe = adapter.make_recipe(model, _skip(args, default_skip))
     qat_cfg = copy.deepcopy(cfg)
@@ -241,7 +247,8 @@ def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]):
     qat_cfg.load_from = None if args.resume else args.checkpoint
     qat_cfg.resume = args.resume
     qat_cfg.train_cfg.max_epochs = args.epochs
-    qat_cfg.train_cfg.val_interval = args.epochs
+    # evaluated below as PTQ is, not by the runner
+    qat_cfg.val_dataloader = qat_cfg.val_cfg = qat_cfg.val_evaluator = None
     hooks = [h for h in qat_cfg.get('custom_hooks', []) if h.get('type') != 'QATHook']
     hooks.append(
         dict(
@@ -259,21 +266,29 @@ def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]):
         qat_cfg.optim_wrapper.optimizer.lr = lr
     runner = Runner.from_cfg(qat_cfg)
     runner.train()
-    metrics = runner.val_loop.run() if runner.val_loop is not None else {}
+    metrics = _evaluate(cfg, runner.model)
     print(
         _table([(f'QAT ({args.epochs} epochs, lr {lr:g})', metrics)],
                sorted(k for k in metrics if isinstance(metrics[k], float))))
     print(f'checkpoints in {args.output} (resume with --resume)')
+    return metrics
+
+
+def run(argv: Optional[Sequence[str]], adapter: ModelAdapter, default_skip: Sequence[str] = ()):
+    """Parse ``argv`` and run its verb; returns the verb's result (for scripts such as demos).
+    Bad input raises :class:`CliError`, ``FileNotFoundError``, ``KeyError`` or ``ValueError``."""
+    args = _parser(adapter).parse_args(argv)
+    if args.output and osp.dirname(args.output):
+        os.makedirs(osp.dirname(args.output), exist_ok=True)
+    verbs = {'ptq': run_ptq, 'sensitivity': run_sensitivity, 'qat': run_qat}
+    return verbs[args.verb](args, adapter, default_skip)
 
 
 def main(argv: Optional[Sequence[str]], adapter: ModelAdapter,
          default_skip: Sequence[str] = ()) -> int:
-    args = _parser(adapter).parse_args(argv)
-    runners = {'ptq': run_ptq, 'sensitivity': run_sensitivity, 'qat': run_qat}
+    """:func:`run` as a command: bad input ends with one ``error:`` line and exit code 2."""
     try:
-        if args.output and osp.dirname(args.output):
-            os.makedirs(osp.dirname(args.output), exist_ok=True)
-        runners[args.verb](args, adapter, default_skip)
+        run(argv, adapter, default_skip)
     except (CliError, FileNotFoundError, KeyError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'error: {message}', file=sys.stderr)

@@ -1,0 +1,208 @@
+"""CenterPoint INT8 end to end on generated lidar scenes (no downloads).
+
+1. Generates the synthetic scenes (400 train / 50 val, seed 0) unless they exist.
+2. Takes the small CenterPoint checkpoint the repo ships (``--train``: trains it, ~20 min).
+3. PTQ with every amax method from one calibration pass, sensitivity (top 10 and a skip list),
+   a short QAT with QATHook, and the QAT model exported as AWML's two-graph split (float and
+   Q/DQ ONNX), run in ONNX Runtime and scored with the same mAP.
+4. Prints float vs PTQ vs QAT vs ONNX Runtime mAP per class, all on the same validation scenes,
+   and writes results.{md,json}, sensitivity.{csv,png} and BEV plots (float vs QAT boxes).
+
+    python tools/centerpoint_demo.py [--work-dir work_dirs/centerpoint_demo] [--train]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from projects.CenterPoint.data.synthetic_lidar import write_dataset  # noqa: E402
+from projects.CenterPoint.quantization import DEFAULT_SKIP_LAYERS  # noqa: E402
+from projects.CenterPoint.quantization.adapter import CENTERPOINT  # noqa: E402
+from projects.CenterPoint.visualize import plot_bev  # noqa: E402
+from quantization import load_checkpoint_file  # noqa: E402
+from quantization import load_quantized_checkpoint, load_state_dict_strict  # noqa: E402
+from quantization.cli import run as run_cli  # noqa: E402
+from tools.deploy import main as deploy_main  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(ROOT, 'configs', 'centerpoint', 'centerpoint_pillar_synthetic_small.py')
+DEPLOY_CONFIG = osp.join(ROOT, 'configs', 'centerpoint', 'deploy_centerpoint_split.py')
+SHIPPED_CHECKPOINT = osp.join(ROOT, 'projects', 'CenterPoint', 'checkpoints',
+                              'centerpoint_pillar_synthetic_small.pth')
+METHODS = ('max', 'percentile', 'mse', 'entropy')
+SCENES = {'train': 400, 'val': 50}
+
+
+def step(message: str):
+    print(f'\n==> {message}', flush=True)
+
+
+def ensure_data(cfg: Config):
+    root = cfg.train_dataloader.dataset.data_root
+    if all(osp.isfile(osp.join(root, f'infos_{split}.pkl')) for split in SCENES):
+        print(f'using the scenes in {root}')
+        return
+    print(f'writing {SCENES} scenes to {root} (about 1.5 min)')
+    write_dataset(root, SCENES, seed=0)
+
+
+def train_float(work_dir: str) -> str:
+    cfg = Config.fromfile(CONFIG)
+    cfg.work_dir = osp.join(work_dir, 'float_training')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+
+
+def mean_ap_row(name: str, metrics: dict) -> dict:
+    return {'model': name, **{k.split('/')[-1]: v for k, v in metrics.items() if 'AP' in k}}
+
+
+def markdown(rows) -> str:
+    keys = [k for k in rows[0] if k != 'model']
+    lines = ['| model | ' + ' | '.join(keys) + ' |', '|---|' + '---:|' * len(keys)]
+    lines += [f"| {r['model']} | " + ' | '.join(f'{r[k]:.2f}' for k in keys) + ' |' for r in rows]
+    return '\n'.join(lines)
+
+
+@torch.no_grad()
+def plot_predictions(cfg: Config,
+                     float_checkpoint: str,
+                     quantized_checkpoint: str,
+                     out_dir: str,
+                     count: int = 3):
+    """BEV PNGs of the first ``count`` validation scenes: ground truth, float and QAT boxes."""
+    from mmdet3d.registry import MODELS
+    init_default_scope('mmdet3d')
+    float_model = MODELS.build(cfg.model).eval()
+    load_state_dict_strict(float_model,
+                           load_checkpoint_file(float_checkpoint)['state_dict'], float_checkpoint)
+    quant_model = MODELS.build(cfg.model).eval()
+    load_quantized_checkpoint(quant_model, quantized_checkpoint)
+    loader_cfg = cfg.val_dataloader.copy()
+    loader_cfg.batch_size = 1
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    paths = []
+    for index, batch in enumerate(loader):
+        if index == count:
+            break
+        float_pred, quant_pred = (
+            m.test_step(batch)[0].pred_instances_3d for m in (float_model, quant_model))
+        gt = loader.dataset.get_data_info(index)['eval_ann_info']['gt_bboxes_3d']
+
+        def boxes(pred):
+            keep = pred.scores_3d >= 0.3
+            return torch.cat([pred.bboxes_3d.gravity_center, pred.bboxes_3d.tensor[:, 3:7]],
+                             1)[keep].numpy()
+
+        path = osp.join(out_dir, f'bev_val_{index:02d}.png')
+        plot_bev(
+            path,
+            batch['inputs']['points'][0].numpy(),
+            torch.cat([gt.gravity_center, gt.tensor[:, 3:7]], 1).numpy(),
+            [(boxes(float_pred), 'tab:blue', 'float (score >= 0.3)'),
+             (boxes(quant_pred), 'tab:red', 'QAT INT8 (score >= 0.3)')],
+            extent=26.0,
+            title=f'validation scene {index}: float vs QAT INT8')
+        paths.append(path)
+    return paths
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--work-dir', default='work_dirs/centerpoint_demo')
+    parser.add_argument(
+        '--train', action='store_true', help='train the float model instead of the shipped one')
+    parser.add_argument('--calibrate-batches', type=int, default=16)
+    parser.add_argument('--qat-epochs', type=int, default=1)
+    parser.add_argument(
+        '--sensitivity-batches',
+        type=int,
+        default=None,
+        help='validation batches each sensitivity variant is scored on (default: all)')
+    args = parser.parse_args(argv)
+    started = time.time()
+    os.makedirs(args.work_dir, exist_ok=True)
+    cfg = Config.fromfile(CONFIG)
+
+    step('1/6 synthetic lidar scenes')
+    ensure_data(cfg)
+    step('2/6 float checkpoint')
+    checkpoint = train_float(args.work_dir) if args.train else SHIPPED_CHECKPOINT
+    print(f'float checkpoint: {checkpoint}')
+
+    common = ['--config', CONFIG, '--checkpoint', checkpoint]
+    calib = ['--calibrate-batches', str(args.calibrate_batches)]
+    step(f'3/6 PTQ, {", ".join(METHODS)} (one calibration pass, {args.calibrate_batches} batches)')
+    ptq_rows = run_cli([
+        'ptq', *common, *calib, '--method', *METHODS, '--output',
+        osp.join(args.work_dir, 'ptq.pth')
+    ], CENTERPOINT, DEFAULT_SKIP_LAYERS)
+    step('4/6 layer sensitivity')
+    subset = ['--eval-batches', str(args.sensitivity_batches)] if args.sensitivity_batches else []
+    report, search = run_cli([
+        'sensitivity', *common, *calib, '--output',
+        osp.join(args.work_dir, 'sensitivity.csv'), *subset
+    ], CENTERPOINT, DEFAULT_SKIP_LAYERS)
+    step(f'5/6 QAT, {args.qat_epochs} epoch(s) with QATHook')
+    qat_dir = osp.join(args.work_dir, 'qat')
+    qat_metrics = run_cli(
+        ['qat', *common, *calib, '--epochs',
+         str(args.qat_epochs), '--output', qat_dir], CENTERPOINT, DEFAULT_SKIP_LAYERS)
+    qat_checkpoint = osp.join(qat_dir, f'epoch_{args.qat_epochs}.pth')
+    step('6/6 export: two-graph split, float and Q/DQ ONNX, ONNX Runtime mAP')
+    deploy_dir = osp.join(args.work_dir, 'deploy')
+    if deploy_main([DEPLOY_CONFIG, CONFIG, qat_checkpoint, '--work-dir', deploy_dir]) != 0:
+        return 2
+    deploy_report = json.load(open(osp.join(deploy_dir, 'deploy_report.json')))
+    ort_metrics = {
+        row['model']: row['values']
+        for row in deploy_report['targets']['tensorrt']['metrics']
+    }
+
+    rows = [mean_ap_row(name, metrics) for name, metrics in ptq_rows]
+    rows.append(mean_ap_row(f'QAT ({args.qat_epochs} epoch)', qat_metrics))
+    rows.append(mean_ap_row('QAT, Q/DQ ONNX in ONNX Runtime', ort_metrics['onnxruntime']))
+    plots = plot_predictions(cfg, checkpoint, qat_checkpoint, args.work_dir)
+    minutes = (time.time() - started) / 60
+    table = markdown(rows)
+    sensitivity_lines = [
+        f'| {rank} | {row.layer} | {row.delta_only:.2f} | {row.gain_all_but:.2f} |'
+        for rank, row in enumerate(report.top(10), 1)
+    ]
+    text = '\n'.join([
+        '# CenterPoint INT8 on the synthetic validation scenes (mAP, %)', '', table, '',
+        f'Sensitivity ({args.sensitivity_batches or "all"} validation batches; loss = float mAP '
+        'minus mAP with only this layer INT8, gain = mAP with all but this layer INT8 minus all '
+        'INT8):', '', '| rank | layer | loss | gain |', '|---:|---|---:|---:|', *sensitivity_lines,
+        '', f'Suggested skip list (budget 0.3): {search.skip_layers or "none"}', '',
+        f'Total time: {minutes:.1f} min', ''
+    ])
+    for name, payload in (('results.md', text), ('results.json',
+                                                 json.dumps(
+                                                     {
+                                                         'rows': rows,
+                                                         'skip_layers': search.skip_layers,
+                                                         'minutes': minutes
+                                                     },
+                                                     indent=2))):
+        path = osp.join(args.work_dir, name)
+        with open(f'{path}.tmp', 'w') as output:
+            output.write(payload)
+        os.replace(f'{path}.tmp', path)
+    print('\n' + text)
+    print(f'written: {osp.join(args.work_dir, "results.md")}, BEV plots {plots}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
