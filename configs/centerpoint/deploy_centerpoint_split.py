@@ -12,10 +12,14 @@ onnx_config = dict(input_shapes=dict(decorated_pillars=[-1, -1, 10], bev_canvas=
 # own recipe and amax.
 quantization = dict(recipe=dict(type='CenterPointRecipe'), calib_batches=16, calib_method='mse')
 verification = dict(num_batches=100, metric=True)  # the whole validation set of the demo data
-# TensorRT optimisation profile of the dynamic pillar count (max_num_points 16: the small config)
+# TensorRT optimisation profiles of the dynamic pillar count and batch (the small config: 16
+# points per pillar, 32 PFN channels, 160 x 160 canvas; change them with the model config)
 tensorrt = dict(
     profiles=dict(
         _delete_=True,
         pts_voxel_encoder=[
             dict(decorated_pillars=[[1000, 16, 10], [10000, 16, 10], [20000, 16, 10]])
+        ],
+        pts_backbone_neck_head=[
+            dict(bev_canvas=[[1, 32, 160, 160], [4, 32, 160, 160], [8, 32, 160, 160]])
         ]))

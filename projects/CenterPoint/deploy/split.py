@@ -106,13 +106,14 @@ class SplitCenterPoint:
 @DEPLOY_EXPORTERS.register_module()
 class CenterPointSplitExporter:
     """The deploy pipeline's exporter for CenterPoint: the two graphs of this module (dynamic
-    pillar count, fixed canvas), their inputs for a batch (decorated pillars; the canvas the
+    pillar count, dynamic batch), their inputs for a batch (decorated pillars; the canvas the
     model's own encoder and scatter make) and predictions through :class:`SplitCenterPoint`."""
 
     def __init__(self, onnx_config: Optional[dict] = None):
         self.onnx_config = onnx_config
 
     def graphs(self, model: nn.Module) -> Dict[str, GraphSpec]:
+        heads = output_names(len(model.pts_bbox_head.task_heads))
         return {
             'pts_voxel_encoder':
             GraphSpec(
@@ -127,8 +128,11 @@ class CenterPointSplitExporter:
                 }),
             'pts_backbone_neck_head':
             GraphSpec(
-                BackboneNeckHeadPart(model), ['bev_canvas'],
-                output_names(len(model.pts_bbox_head.task_heads)))
+                BackboneNeckHeadPart(model), ['bev_canvas'], heads,
+                {name: {
+                    0: 'batch'
+                }
+                 for name in ['bev_canvas', *heads]})
         }
 
     @torch.no_grad()
