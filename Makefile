@@ -2,6 +2,7 @@
 #   make demo   installs the environment (once) and runs the end-to-end quantization demo
 #   make test   installs the environment (once) and runs the test suite
 #   make demo-centerpoint   CenterPoint INT8 end to end on generated lidar scenes (< 15 min)
+#   make demo-sceneseg      SceneSeg INT8 end to end on generated road scenes (< 15 min)
 # MMCV_FIND_LINKS=DIR lets pip take a prebuilt mmcv 2.1.0 wheel from DIR instead of building it
 # from source (about 11 minutes on 2 cores). Never set PIP_FIND_LINKS: it hides the machine's
 # local CPU torch wheel and pip then downloads a CUDA build.
@@ -14,13 +15,16 @@ MMCV_FIND_LINKS ?=
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-centerpoint test env
+.PHONY: demo demo-centerpoint demo-sceneseg test env
 
 demo: $(STAMP)
 	$(BIN)/python tools/quantize_demo.py --work-dir work_dirs/demo
 
 demo-centerpoint: $(STAMP)
 	$(BIN)/python tools/centerpoint_demo.py --work-dir work_dirs/centerpoint_demo
+
+demo-sceneseg: $(STAMP)
+	$(BIN)/python tools/sceneseg_demo.py --work-dir work_dirs/sceneseg_demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,14 +1,13 @@
 """ONNX Runtime (CPU) latency and accuracy of our placement targets vs float and quantize_static.
 
-One process, one conv net of SceneSeg's size at 1 x 3 x 320 x 640 (~180 GMACs: a light strided
-encoder, then SceneSeg's neck and head widths 1280 -> 768 -> 512 -> 256 -> 128 -> 64 -> 3 with
-ConvTranspose upsampling and residual skip adds; ReLU in place of GELU). Rows:
+One process, the full-size SceneSegNetwork at 1 x 3 x 320 x 640 (183.5 GMACs; random weights,
+or an upstream / our checkpoint with ``--checkpoint``), on synthetic road scenes. Rows:
 float ONNX; our ``tensorrt`` target; our ``onnxruntime`` target; ONNX Runtime's ``quantize_static``
 on the same float ONNX with the same calibration batches (its x86 setting, uint8 activations and
 per-channel int8 weights, and its defaults). Latency is the median of timed runs after warm-up;
 accuracy is against the float model on held-out images (per-pixel argmax agreement, cosine).
 
-    python benchmarks/bench_onnxruntime_int8.py [--runs 3] [--calib-batches 4]
+    python benchmarks/bench_onnxruntime_int8.py [--runs 3] [--calib-batches 4] [--checkpoint K]
 """
 import argparse
 import os
@@ -25,69 +24,27 @@ import onnx  # noqa: E402
 import onnx_graphsurgeon as gs  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from onnxruntime import quantization as ort_quant  # noqa: E402
-from torch import nn  # noqa: E402
 
 from deployment import export_onnx  # noqa: E402
 from deployment.graph_passes import clean_up_onnx  # noqa: E402
 from deployment.placement import apply_placement  # noqa: E402
 from deployment.verify import compare_arrays  # noqa: E402
-from quantization import CalibrationManager, QuantRecipe  # noqa: E402
-from quantization.nn import Add  # noqa: E402
+from projects.SceneSeg import SceneSegNetwork, sceneseg_recipe  # noqa: E402
+from projects.SceneSeg.data.synthetic_roads import STYLES, render_scene  # noqa: E402
+from projects.SceneSeg.model import MEAN, STD  # noqa: E402
+from quantization import CalibrationManager, load_checkpoint_file  # noqa: E402
+from quantization import load_state_dict_strict  # noqa: E402
 
 
-def conv_relu(in_channels, out_channels, stride=1, kernel=3):
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2), nn.ReLU(inplace=True))
-
-
-class SceneSegSizedNet(nn.Module):
-    """Encoder to H/32, then SceneSeg's neck/head layout (up + skip add, two 3x3 convs)."""
-
-    def __init__(self):
-        super().__init__()
-        widths = [32, 48, 80, 160, 320]
-        self.encoder = nn.ModuleList()
-        in_channels = 3
-        for width in widths:
-            self.encoder.append(conv_relu(in_channels, width, stride=2))
-            in_channels = width
-        self.expand = conv_relu(320, 1280, kernel=1)
-        stages = [(1280, 1280, 768, 768, 160), (768, 768, 512, 512, 80), (512, 512, 512, 256, 48),
-                  (256, 256, 256, 128, 32), (128, 128, 128, 64, None)]
-        self.ups, self.skips, self.adds, self.decoders = (nn.ModuleList() for _ in range(4))
-        for up_in, up_out, mid, out, skip_in in stages:
-            self.ups.append(nn.ConvTranspose2d(up_in, up_out, 2, 2))
-            self.skips.append(nn.Conv2d(skip_in, up_out, 1) if skip_in else nn.Identity())
-            self.adds.append(Add() if skip_in else nn.Identity())
-            self.decoders.append(nn.Sequential(conv_relu(up_out, mid), conv_relu(mid, out)))
-        self.classifier = nn.Conv2d(64, 3, 3, padding=1)
-
-    def forward(self, image):
-        features, x = [], image
-        for stage in self.encoder:
-            x = stage(x)
-            features.append(x)
-        x = self.expand(x)
-        for i, (up, skip, add,
-                decoder) in enumerate(zip(self.ups, self.skips, self.adds, self.decoders)):
-            x = up(x)
-            if i < 4:
-                x = add(x, skip(features[3 - i]))
-            x = decoder(x)
-        return self.classifier(x)
-
-
-def road_like_images(count, seed):
-    """Smooth random colour fields with bright blobs, (1, 3, 320, 640) in [0, 1]."""
-    generator = torch.Generator().manual_seed(seed)
+def road_images(count, seed):
+    """``count`` synthetic road scenes at 320 x 640, normalised as upstream, (1, 3, H, W) each."""
+    rng = np.random.default_rng(seed)
     images = []
     for _ in range(count):
-        coarse = torch.rand(1, 3, 10, 20, generator=generator)
-        image = F.interpolate(coarse, size=(320, 640), mode='bilinear', align_corners=False)
-        image = image + 0.05 * torch.randn(1, 3, 320, 640, generator=generator)
-        images.append(image.clamp(0, 1))
+        image, _ = render_scene(rng, (320, 640), STYLES['synthetic_day'])
+        normalised = (image.astype(np.float32) - MEAN) / STD
+        images.append(torch.from_numpy(normalised.transpose(2, 0, 1)[None].copy()))
     return images
 
 
@@ -121,11 +78,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--calib-batches', type=int, default=4)
+    parser.add_argument('--checkpoint', help='SceneSeg state_dict (upstream or ours); else random')
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = SceneSegSizedNet().eval()
-    calib_images = road_like_images(args.calib_batches, seed=1)
-    eval_images = road_like_images(2, seed=2)
+    model = SceneSegNetwork().eval()
+    if args.checkpoint:
+        state = load_checkpoint_file(args.checkpoint)
+        load_state_dict_strict(model, state.get('state_dict', state), args.checkpoint)
+    calib_images = road_images(args.calib_batches, seed=1)
+    eval_images = road_images(2, seed=2)
     work_dir = tempfile.mkdtemp(prefix='bench_ort_int8_')
     paths = {
         name: osp.join(work_dir, f'{name}.onnx')
@@ -135,7 +96,7 @@ def main():
     export(model, calib_images[0], paths['float'])
     print('float ONNX written; calibrating our quantizers ...', flush=True)
 
-    QuantRecipe().apply(model)
+    sceneseg_recipe(model).apply(model)
     CalibrationManager(
         model, progress=False).calibrate(
             calib_images, len(calib_images), method='mse')

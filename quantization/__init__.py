@@ -17,7 +17,8 @@ from .descriptor import (QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL,
 from .fusion import find_bn_pairs, find_relu_pairs, fold_bn, fuse_bn, fuse_relu
 from .hooks import QATHook
 from .evaluation import evaluate_model
-from .nn import (Add, Concat, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d, QuantLinear)
+from .nn import (Add, Concat, Mul, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d,
+                 QuantLinear, QuantMul)
 from .ptq import quantize_and_calibrate
 from .recipe import MODEL_PREPARATIONS, RECIPE_BUILDERS, QuantRecipe, build_recipe
 from .replace import quantize_model
@@ -31,14 +32,15 @@ allow_mmengine_checkpoint_globals()
 __all__ = [
     'QuantDescriptor', 'TensorQuantizer', 'MaxCalibrator', 'HistogramCalibrator',
     'CalibrationManager', 'default_forward', 'QuantConv2d', 'QuantConvTranspose2d', 'QuantLinear',
-    'QuantAdd', 'QuantConcat', 'Add', 'Concat', 'quantize_model', 'fold_bn', 'fuse_bn',
-    'find_bn_pairs', 'fuse_relu', 'find_relu_pairs', 'disable_quantizers', 'enable_quantizers',
-    'named_quantizers', 'quant_layer_names', 'layer_sensitivity', 'greedy_skip_search',
-    'save_sensitivity_csv', 'plot_sensitivity', 'QATHook', 'QuantRecipe', 'MODEL_PREPARATIONS',
-    'RECIPE_BUILDERS', 'build_recipe', 'evaluate_model', 'quantize_and_calibrate',
-    'save_quantized_checkpoint', 'load_quantized_checkpoint', 'load_state_dict_strict',
-    'load_checkpoint_file', 'allow_mmengine_checkpoint_globals', 'QUANT_DESC_8BIT_PER_TENSOR',
-    'QUANT_DESC_8BIT_PER_TENSOR_MAX', 'QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL',
-    'QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW', 'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_TENSOR',
+    'QuantAdd', 'QuantConcat', 'QuantMul', 'Add', 'Concat', 'Mul', 'quantize_model', 'fold_bn',
+    'fuse_bn', 'find_bn_pairs', 'fuse_relu', 'find_relu_pairs', 'disable_quantizers',
+    'enable_quantizers', 'named_quantizers', 'quant_layer_names', 'layer_sensitivity',
+    'greedy_skip_search', 'save_sensitivity_csv', 'plot_sensitivity', 'QATHook', 'QuantRecipe',
+    'MODEL_PREPARATIONS', 'RECIPE_BUILDERS', 'build_recipe', 'evaluate_model',
+    'quantize_and_calibrate', 'save_quantized_checkpoint', 'load_quantized_checkpoint',
+    'load_state_dict_strict', 'load_checkpoint_file', 'allow_mmengine_checkpoint_globals',
+    'QUANT_DESC_8BIT_PER_TENSOR', 'QUANT_DESC_8BIT_PER_TENSOR_MAX',
+    'QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL', 'QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW',
+    'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_TENSOR',
     'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL'
 ]

@@ -7,7 +7,8 @@ from torch import nn
 
 from .descriptor import QuantDescriptor
 from .module_paths import set_module
-from .nn import (Add, Concat, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d, QuantLinear)
+from .nn import (Add, Concat, Mul, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d,
+                 QuantLinear, QuantMul)
 from .toggle import named_quantizers
 
 #: float type -> quantized type. Exact types only: a subclass may change forward, so it is
@@ -18,6 +19,7 @@ DEFAULT_QUANT_MAP: Dict[Type[nn.Module], Type[nn.Module]] = {
     nn.ConvTranspose2d: QuantConvTranspose2d,
     nn.Linear: QuantLinear,
     Add: QuantAdd,
+    Mul: QuantMul,
     Concat: QuantConcat,
 }
 

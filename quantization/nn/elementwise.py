@@ -1,8 +1,9 @@
 """Multi-input ops whose inputs share one quantizer, so TensorRT keeps INT8 through them.
 
-Model code that writes ``a + b`` or ``torch.cat(xs, 1)`` uses the float modules :class:`Add` and
-:class:`Concat` instead (``self.add = Add()``, ``out = self.add(a, b)``); the replacement pass turns
-them into :class:`QuantAdd` / :class:`QuantConcat`, exactly as it turns Conv2d into QuantConv2d.
+Model code that writes ``a + b``, ``a * b`` or ``torch.cat(xs, 1)`` uses the float modules
+:class:`Add`, :class:`Mul` and :class:`Concat` instead (``self.add = Add()``,
+``out = self.add(a, b)``); the replacement pass turns them into :class:`QuantAdd`,
+:class:`QuantMul` / :class:`QuantConcat`, exactly as it turns Conv2d into QuantConv2d.
 """
 from typing import Optional, Sequence, Union
 
@@ -20,6 +21,14 @@ class Add(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
+
+
+@MODELS.register_module()
+class Mul(nn.Module):
+    """Float ``a * b`` (a gate) as a module, so the replacement pass can find it."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
 
 
 @MODELS.register_module()
@@ -78,3 +87,22 @@ class QuantConcat(_SharedInputQuantizer, nn.Module):
 
     def forward(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         return torch.cat([self.input_quantizer(x) for x in tensors], self.dim)
+
+
+@MODELS.register_module()
+class QuantMul(nn.Module):
+    """``q_a(a) * q_b(b)``: each input has its own quantizer (a product needs no common scale),
+    so both enter the multiply from Q/DQ and TensorRT can run it as an INT8 pointwise op."""
+
+    def __init__(self, quant_desc_input=None):
+        super().__init__()
+        desc = quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR
+        self.input_quantizer = TensorQuantizer(desc, name='input_quantizer')
+        self.other_quantizer = TensorQuantizer(desc, name='other_quantizer')
+
+    @classmethod
+    def from_float(cls, float_module: nn.Module, quant_desc_input=None, quant_desc_weight=None):
+        return cls(quant_desc_input=quant_desc_input)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.input_quantizer(a) * self.other_quantizer(b)

@@ -3,8 +3,9 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
-from quantization import (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, QuantAdd, QuantConcat,
-                          QuantConv2d, QuantConvTranspose2d, QuantDescriptor, QuantLinear)
+from quantization import (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, Mul, QuantAdd,
+                          QuantConcat, QuantMul, QuantConv2d, QuantConvTranspose2d, QuantDescriptor,
+                          QuantLinear)
 from quantization.tensor_quant import fake_quant, scale_from_amax
 
 MAX = QuantDescriptor(calib_method='max')
@@ -95,6 +96,21 @@ def test_quant_add_and_concat_share_one_scale():
     calibrate(concat, [a, b])
     assert torch.allclose(concat([a, b]), torch.cat([fq(a, shared), fq(b, shared)], 1))
     assert len([m for m in concat.modules() if m.__class__.__name__ == 'TensorQuantizer']) == 1
+
+
+def test_quant_mul_quantizes_each_input_with_its_own_scale():
+    gate, x = torch.rand(2, 1, 4, 4), 5 * torch.randn(2, 3, 4, 4)
+    mul = QuantMul(quant_desc_input=MAX)
+    calibrate(mul, gate, x)
+    assert mul.input_quantizer.amax.item() == pytest.approx(gate.max().item())
+    assert mul.other_quantizer.amax.item() == pytest.approx(x.abs().max().item())
+    expected = fq(gate, gate.max()) * fq(x, x.abs().max())
+    assert torch.allclose(mul(gate, x), expected)
+    from quantization import quantize_model
+    holder = nn.Module()
+    holder.gate = Mul()
+    quantize_model(holder)
+    assert type(holder.gate) is QuantMul
 
 
 def test_from_float_shares_parameters_and_keeps_weights():

@@ -1,0 +1,85 @@
+"""SceneSeg through the shared CLI, tools/train.py (float and QAT config) and tools/deploy.py."""
+import csv
+import json
+import os.path as osp
+
+import torch
+
+from projects.SceneSeg.quantization import DEFAULT_SKIP_LAYERS
+from projects.SceneSeg.quantization.adapter import SCENESEG
+from quantization import load_quantized_checkpoint, named_quantizers
+from quantization.cli import main as cli_main
+from tools.deploy import main as deploy_main
+from tools.train import main as train_main
+
+ROOT = osp.join(osp.dirname(__file__), '..', '..')
+
+
+def run(argv):
+    return cli_main(argv, SCENESEG, DEFAULT_SKIP_LAYERS)
+
+
+def test_float_training_then_qat_config_resumes(tiny_roads):
+    work_dir = str(tiny_roads['folder'] / 'float')
+    train_main([
+        tiny_roads['config'], '--work-dir', work_dir, '--cfg-options', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1'
+    ])
+    float_checkpoint = osp.join(work_dir, 'epoch_1.pth')
+    assert osp.isfile(float_checkpoint)
+    qat_config = osp.join(ROOT, 'configs', 'sceneseg', 'sceneseg_synthetic_small_qat.py')
+    qat_dir = str(tiny_roads['folder'] / 'qat')
+    data = [
+        f'{key}.dataset.data_root={tiny_roads["folder"] / "data"}'
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    small = ['model.context_grid=(2,4)'] + [
+        f'{key}.dataset.image_size=(64,128)'
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    train_main([
+        qat_config, '--work-dir', qat_dir, '--load-from', float_checkpoint, '--cfg-options',
+        'train_cfg.max_epochs=1', 'custom_hooks.0.calib_batches=1', *data, *small
+    ])
+    saved = torch.load(osp.join(qat_dir, 'epoch_1.pth'), weights_only=True)
+    assert any(k.endswith('SceneContext.add.input_quantizer.amax') for k in saved['state_dict'])
+    assert any(
+        k.startswith('SceneNeck.upsample_layer_0.weight_quantizer') for k in saved['state_dict'])
+
+
+def test_ptq_and_sensitivity(tiny_roads, capsys):
+    output = str(tiny_roads['folder'] / 'ptq.pth')
+    assert run([
+        'ptq', '--config', tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'],
+        '--calibrate-batches', '1', '--method', 'max', '--output', output
+    ]) == 0
+    assert '| PTQ (max) |' in capsys.readouterr().out
+    from projects.SceneSeg import SceneSegModel
+    fresh = SceneSegModel(width_mult=0.25, decoder_scale=16, context_grid=(2, 4))
+    load_quantized_checkpoint(fresh, output)
+    quantizers = dict(named_quantizers(fresh))
+    assert all(q.has_amax for q in quantizers.values())
+    # every quantizer is symmetric (zero-point 0) and the ConvTranspose weights are quantized
+    assert all(not q.zero_point.any() for q in quantizers.values())
+    assert 'SceneSegHead.upsample_layer_4.weight_quantizer' in quantizers
+    report = str(tiny_roads['folder'] / 'sensitivity.csv')
+    assert run([
+        'sensitivity', '--config', tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'],
+        '--calibrate-batches', '1', '--output', report, '--layers', 'SceneSegHead.decode_layer_1*'
+    ]) == 0
+    assert [r['layer'] for r in csv.DictReader(open(report))] == ['SceneSegHead.decode_layer_10']
+
+
+def test_deploy_from_config(tiny_roads, tmp_path):
+    work_dir = str(tmp_path / 'deploy')
+    assert deploy_main([
+        osp.join(ROOT, 'configs', 'sceneseg', 'deploy_sceneseg.py'), tiny_roads['config'],
+        tiny_roads['checkpoint'], '--work-dir', work_dir, '--cfg-options',
+        'quantization.calib_batches=1', 'verification.num_batches=1'
+    ]) == 0
+    report = json.load(open(osp.join(work_dir, 'deploy_report.json')))
+    result = report['targets']['tensorrt']
+    assert result['verification']['pytorch_fake_quant']['logits']['cosine'] > 0.99
+    assert result['lint'] == []
+    rows = {row['model']: row['values'] for row in result['metrics']}
+    assert 'sceneseg/pooled/class_average' in rows['onnxruntime']

@@ -1,0 +1,154 @@
+"""SceneSeg INT8 end to end on generated road scenes (no downloads).
+
+1. Generates the synthetic road scenes (3 styles x 200, seed 0) unless they exist.
+2. Takes the small SceneSeg checkpoint the repo ships (``--train``: trains it).
+3. PTQ with every amax method from one calibration pass; QAT with the upstream recipe
+   (``configs/sceneseg/sceneseg_synthetic_small_qat.py``, QATHook); export of the QAT model to
+   float ONNX and Q/DQ ONNX (TensorRT and ONNX Runtime placements) through tools/deploy.py;
+   the benchmark (PyTorch float, QAT fake-quant, ONNX float, ONNX INT8: latency, size, memory,
+   mIoU per dataset, agreement, prediction PNGs).
+4. Prints the mIoU table (float vs PTQ vs QAT, same validation images) and the benchmark.
+
+    python tools/sceneseg_demo.py [--work-dir work_dirs/sceneseg_demo] [--train] [--qat-epochs 2]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from projects.SceneSeg.data.synthetic_roads import STYLES, write_datasets  # noqa: E402
+from projects.SceneSeg.quantization import DEFAULT_SKIP_LAYERS  # noqa: E402
+from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
+from quantization import evaluate_model  # noqa: E402
+from quantization.cli import run as run_cli  # noqa: E402
+from tools.deploy import main as deploy_main  # noqa: E402
+from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(ROOT, 'configs', 'sceneseg', 'sceneseg_synthetic_small.py')
+QAT_CONFIG = osp.join(ROOT, 'configs', 'sceneseg', 'sceneseg_synthetic_small_qat.py')
+DEPLOY_CONFIG = osp.join(ROOT, 'configs', 'sceneseg', 'deploy_sceneseg.py')
+SHIPPED_CHECKPOINT = osp.join(ROOT, 'projects', 'SceneSeg', 'checkpoints',
+                              'sceneseg_synthetic_small.pth')
+METHODS = ('max', 'percentile', 'mse', 'entropy')
+PER_DATASET = 200
+KEYS = ('class_average', 'overall', 'background', 'foreground', 'road')
+
+
+def step(message: str):
+    print(f'\n==> {message}', flush=True)
+
+
+def ensure_data(cfg: Config):
+    root = cfg.train_dataloader.dataset.data_root
+    if all(osp.isdir(osp.join(root, name, 'images')) for name in STYLES):
+        print(f'using the scenes in {root}')
+        return
+    print(f'writing {PER_DATASET} scenes of each of {list(STYLES)} to {root}')
+    write_datasets(root, {name: PER_DATASET for name in STYLES}, seed=0)
+
+
+def train(config: str, work_dir: str, load_from: str = None, epochs: int = None) -> Runner:
+    cfg = Config.fromfile(config)
+    cfg.work_dir = work_dir
+    cfg.load_from = load_from
+    if epochs is not None:
+        cfg.train_cfg.max_epochs = epochs
+        cfg.train_cfg.val_interval = epochs
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def row(name: str, metrics: dict) -> dict:
+    return {'model': name, **{k: metrics[f'sceneseg/pooled/{k}'] for k in KEYS}}
+
+
+def markdown(rows) -> str:
+    lines = ['| model | ' + ' | '.join(KEYS) + ' |', '|---|' + '---:|' * len(KEYS)]
+    lines += [f"| {r['model']} | " + ' | '.join(f'{r[k]:.2f}' for k in KEYS) + ' |' for r in rows]
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--work-dir', default='work_dirs/sceneseg_demo')
+    parser.add_argument('--train', action='store_true', help='train instead of the shipped model')
+    parser.add_argument('--calibrate-batches', type=int, default=16)
+    parser.add_argument('--qat-epochs', type=int, default=2)
+    args = parser.parse_args(argv)
+    started = time.time()
+    os.makedirs(args.work_dir, exist_ok=True)
+    cfg = Config.fromfile(CONFIG)
+
+    step('1/5 synthetic road scenes')
+    ensure_data(cfg)
+    step('2/5 float checkpoint')
+    if args.train:
+        float_dir = osp.join(args.work_dir, 'float_training')
+        train(CONFIG, float_dir)
+        checkpoint = osp.join(float_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    else:
+        checkpoint = SHIPPED_CHECKPOINT
+    print(f'float checkpoint: {checkpoint}')
+    step(f'3/5 PTQ, {", ".join(METHODS)} (one calibration pass, {args.calibrate_batches} batches)')
+    ptq_rows = run_cli([
+        'ptq', '--config', CONFIG, '--checkpoint', checkpoint, '--calibrate-batches',
+        str(args.calibrate_batches), '--method', *METHODS, '--output',
+        osp.join(args.work_dir, 'ptq.pth')
+    ], SCENESEG, DEFAULT_SKIP_LAYERS)
+    step(f'4/5 QAT with QATHook, upstream recipe, {args.qat_epochs} epochs')
+    qat_dir = osp.join(args.work_dir, 'qat')
+    runner = train(QAT_CONFIG, qat_dir, load_from=checkpoint, epochs=args.qat_epochs)
+    qat_metrics = evaluate_model(runner.model, Runner.build_dataloader(cfg.test_dataloader, seed=0),
+                                 cfg.test_evaluator)
+    qat_checkpoint = osp.join(qat_dir, f'epoch_{args.qat_epochs}.pth')
+    step('5/5 export (float, Q/DQ for TensorRT and ONNX Runtime) and benchmark')
+    deploy_dir = osp.join(args.work_dir, 'deploy')
+    if deploy_main([DEPLOY_CONFIG, CONFIG, qat_checkpoint, '--work-dir', deploy_dir]) != 0:
+        return 2
+    bench_dir = osp.join(args.work_dir, 'benchmark')
+    if benchmark_main([
+            CONFIG, '--checkpoint', checkpoint, '--quantized-checkpoint', qat_checkpoint, '--onnx',
+            f'ONNX float={osp.join(deploy_dir, "float.onnx")}',
+            f'ONNX INT8 (onnxruntime target)={osp.join(deploy_dir, "int8_onnxruntime.onnx")}',
+            f'ONNX INT8 (tensorrt target)={osp.join(deploy_dir, "int8_tensorrt.onnx")}',
+            '--work-dir', bench_dir
+    ]) != 0:
+        return 2
+
+    rows = [row(name, metrics) for name, metrics in ptq_rows]
+    rows.append(row(f'QAT ({args.qat_epochs} epochs, upstream recipe)', qat_metrics))
+    float_average = rows[0]['class_average']
+    for entry in rows:
+        entry['pct_of_float'] = 100.0 * entry['class_average'] / float_average
+    minutes = (time.time() - started) / 60
+    text = '\n'.join([
+        '# SceneSeg INT8 on the synthetic validation images (upstream mIoU, %, pooled)', '',
+        markdown(rows), '', '| model | class average, % of float |', '|---|---:|',
+        *[f"| {r['model']} | {r['pct_of_float']:.2f} |" for r in rows], '',
+        open(osp.join(bench_dir, 'benchmark.md')).read(), f'Total time: {minutes:.1f} min', ''
+    ])
+    for name, payload in (('results.md', text), ('results.json',
+                                                 json.dumps({
+                                                     'rows': rows,
+                                                     'minutes': minutes
+                                                 },
+                                                            indent=2))):
+        path = osp.join(args.work_dir, name)
+        with open(f'{path}.tmp', 'w') as output:
+            output.write(payload)
+        os.replace(f'{path}.tmp', path)
+    print('\n' + text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
