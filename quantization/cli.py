@@ -42,6 +42,7 @@ class ModelAdapter:
         default_method (str): amax method when ``--method`` is not given.
         qat_optimizer (callable, optional): ``fn(cfg, lr, epochs, iters_per_epoch)`` setting the
             config's optimizer and schedule for QAT; None only sets the learning rate.
+        table_prefix (str): Result tables show the metric keys starting with it (all: '').
     """
     name: str
     check_model: Callable[[nn.Module, str], None]
@@ -49,6 +50,7 @@ class ModelAdapter:
     metric_key: str
     default_method: str = 'mse'
     qat_optimizer: Optional[Callable] = None
+    table_prefix: str = ''  # result tables show the metric keys that start with it
 
 
 class CliError(Exception):
@@ -160,6 +162,11 @@ def _table(rows: List[tuple], keys: Sequence[str]) -> str:
     return '\n'.join(lines)
 
 
+def _table_keys(metrics: dict, adapter: ModelAdapter) -> List[str]:
+    return sorted(k for k, v in metrics.items()
+                  if isinstance(v, float) and k.startswith(adapter.table_prefix))
+
+
 def _skip(args, adapter_default: Sequence[str]) -> Sequence[str]:
     return adapter_default if args.skip_layers is None else args.skip_layers
 
@@ -195,7 +202,7 @@ def run_ptq(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> List[tu
                 'calibrate_batches': args.calibrate_batches
             })
         print(f'saved {output}')
-    keys = sorted(k for k in float_metrics if isinstance(float_metrics[k], float))
+    keys = _table_keys(float_metrics, adapter)
     print(_table(rows, keys))
     return rows
 
@@ -268,8 +275,8 @@ def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> dict:
     runner.train()
     metrics = _evaluate(cfg, runner.model)
     print(
-        _table([(f'QAT ({args.epochs} epochs, lr {lr:g})', metrics)],
-               sorted(k for k in metrics if isinstance(metrics[k], float))))
+        _table([(f'QAT ({args.epochs} epochs, lr {lr:g})', metrics)], _table_keys(metrics,
+                                                                                  adapter)))
     print(f'checkpoints in {args.output} (resume with --resume)')
     return metrics
 

@@ -3,10 +3,10 @@
 1. Generates the synthetic road scenes (3 styles x 200, seed 0) unless they exist.
 2. Takes the small SceneSeg checkpoint the repo ships (``--train``: trains it).
 3. PTQ with every amax method from one calibration pass; QAT with the upstream recipe
-   (``configs/sceneseg/sceneseg_synthetic_small_qat.py``, QATHook); export of the QAT model to
-   float ONNX and Q/DQ ONNX (TensorRT and ONNX Runtime placements) through tools/deploy.py;
-   the benchmark (PyTorch float, QAT fake-quant, ONNX float, ONNX INT8: latency, size, memory,
-   mIoU per dataset, agreement, prediction PNGs).
+   (``configs/sceneseg/sceneseg_synthetic_small_qat.py``, QATHook); export through
+   tools/deploy.py of the float model (float ONNX, PTQ Q/DQ ONNX) and of the QAT model (Q/DQ
+   ONNX), both placements; the benchmark (PyTorch float, QAT fake-quant, every ONNX model:
+   latency, size, memory, mIoU per dataset, agreement with float, prediction PNGs).
 4. Prints the mIoU table (float vs PTQ vs QAT, same validation images) and the benchmark.
 
     python tools/sceneseg_demo.py [--work-dir work_dirs/sceneseg_demo] [--train] [--qat-epochs 2]
@@ -111,16 +111,20 @@ def main(argv=None) -> int:
                                  cfg.test_evaluator)
     qat_checkpoint = osp.join(qat_dir, f'epoch_{args.qat_epochs}.pth')
     step('5/5 export (float, Q/DQ for TensorRT and ONNX Runtime) and benchmark')
-    deploy_dir = osp.join(args.work_dir, 'deploy')
-    if deploy_main([DEPLOY_CONFIG, CONFIG, qat_checkpoint, '--work-dir', deploy_dir]) != 0:
-        return 2
+    onnx_models = []
+    for kind, source in (('PTQ', checkpoint), ('QAT', qat_checkpoint)):
+        deploy_dir = osp.join(args.work_dir, f'deploy_{kind.lower()}')
+        if deploy_main([DEPLOY_CONFIG, CONFIG, source, '--work-dir', deploy_dir]) != 0:
+            return 2
+        if kind == 'PTQ':  # exported from the float checkpoint: the float reference
+            onnx_models.append(f'ONNX float={osp.join(deploy_dir, "float.onnx")}')
+        for target in ('onnxruntime', 'tensorrt'):
+            onnx_models.append(f'ONNX INT8 {kind} ({target} target)='
+                               f'{osp.join(deploy_dir, f"int8_{target}.onnx")}')
     bench_dir = osp.join(args.work_dir, 'benchmark')
     if benchmark_main([
             CONFIG, '--checkpoint', checkpoint, '--quantized-checkpoint', qat_checkpoint, '--onnx',
-            f'ONNX float={osp.join(deploy_dir, "float.onnx")}',
-            f'ONNX INT8 (onnxruntime target)={osp.join(deploy_dir, "int8_onnxruntime.onnx")}',
-            f'ONNX INT8 (tensorrt target)={osp.join(deploy_dir, "int8_tensorrt.onnx")}',
-            '--work-dir', bench_dir
+            *onnx_models, '--work-dir', bench_dir
     ]) != 0:
         return 2
 

@@ -7,4 +7,5 @@ SCENESEG = ModelAdapter(
     check_model=check_sceneseg,
     make_recipe=sceneseg_recipe,
     metric_key='sceneseg/pooled/class_average',
-    default_method=DEFAULT_CALIB_METHOD)
+    default_method=DEFAULT_CALIB_METHOD,
+    table_prefix='sceneseg/pooled/')
