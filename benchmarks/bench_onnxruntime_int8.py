@@ -43,7 +43,7 @@ def road_images(count, seed):
     images = []
     for _ in range(count):
         image, _ = render_scene(rng, (320, 640), STYLES['synthetic_day'])
-        normalised = (image.astype(np.float32) - MEAN) / STD
+        normalised = (image.astype(np.float32) - np.float32(MEAN)) / np.float32(STD)
         images.append(torch.from_numpy(normalised.transpose(2, 0, 1)[None].copy()))
     return images
 

@@ -1,4 +1,6 @@
 """Model-time latency and peak resident memory of a runner, for benchmark reports."""
+import ctypes
+import gc
 import os
 import statistics
 import threading
@@ -35,6 +37,16 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
+def release_free_memory():
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so a
+    later resident-size rise measures the next model, not reuse of the last one's memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the rise is a lower bound
+        pass
+
+
 class PeakMemory:
     """Samples the resident set size every ``interval`` s inside a ``with`` block; ``peak_mb``
     is the largest rise above the size at entry (model load plus runs), in MiB."""
@@ -50,6 +62,7 @@ class PeakMemory:
             time.sleep(self.interval)
 
     def __enter__(self) -> 'PeakMemory':
+        release_free_memory()
         self._thread = threading.Thread(target=self._sample, args=(resident_bytes(), ), daemon=True)
         self._thread.start()
         return self

@@ -11,6 +11,7 @@ import json
 import os
 import os.path as osp
 from collections import defaultdict
+from functools import partial
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -121,7 +122,8 @@ def benchmark(models: Sequence[Tuple[str, str, Callable[[], Callable]]],
                     cosines.append(compare_arrays(reference[index], logits)['cosine'])
                 if any(index in shown_ids for shown_ids in shown.values()):
                     predictions[index][name] = logits[0].argmax(0)
-            latency = latency_stats(lambda: run(batches[0][0]), warmup, latency_runs)
+            latency = latency_stats(partial(run, batches[0][0]), warmup, latency_runs)
+            del run  # freed before the next model's memory is measured
         metrics = evaluator.evaluate(len(batches))
         report['models'][name] = {
             'file': path,

@@ -1,7 +1,10 @@
 """SceneSeg through the shared CLI, tools/train.py (float and QAT config) and tools/deploy.py."""
 import csv
 import json
+import os
 import os.path as osp
+
+import pytest
 
 import torch
 
@@ -10,6 +13,7 @@ from projects.SceneSeg.quantization.adapter import SCENESEG
 from quantization import load_quantized_checkpoint, named_quantizers
 from quantization.cli import main as cli_main
 from tools.deploy import main as deploy_main
+from tools.sceneseg_benchmark import main as benchmark_main
 from tools.train import main as train_main
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
@@ -58,7 +62,13 @@ def test_ptq_and_sensitivity(tiny_roads, capsys):
     fresh = SceneSegModel(width_mult=0.25, decoder_scale=16, context_grid=(2, 4))
     load_quantized_checkpoint(fresh, output)
     quantizers = dict(named_quantizers(fresh))
-    assert all(q.has_amax for q in quantizers.values())
+    assert all(q.has_amax for q in quantizers.values() if q.is_enabled)
+    skipped = {name for name, q in quantizers.items() if not q.is_enabled}
+    assert skipped == {
+        f'SceneSegHead.decode_layer_{i}.{kind}_quantizer'
+        for i in (7, 10)
+        for kind in ('input', 'weight')
+    }
     # every quantizer is symmetric (zero-point 0) and the ConvTranspose weights are quantized
     assert all(not q.zero_point.any() for q in quantizers.values())
     assert 'SceneSegHead.upsample_layer_4.weight_quantizer' in quantizers
@@ -83,3 +93,22 @@ def test_deploy_from_config(tiny_roads, tmp_path):
     assert result['lint'] == []
     rows = {row['model']: row['values'] for row in result['metrics']}
     assert 'sceneseg/pooled/class_average' in rows['onnxruntime']
+
+    bench_dir = str(tmp_path / 'benchmark')
+    assert benchmark_main([
+        tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'], '--onnx',
+        f'ONNX float={osp.join(work_dir, "float.onnx")}',
+        f'ONNX INT8={osp.join(work_dir, "int8_onnxruntime.onnx")}', '--work-dir', bench_dir,
+        '--images-per-dataset', '1', '--latency-runs', '2'
+    ]) == 0
+    bench = json.load(open(osp.join(bench_dir, 'benchmark.json')))
+    onnx_float, torch_float = bench['models']['ONNX float'], bench['models']['PyTorch float']
+    assert onnx_float['argmax_agreement_pct'] > 99.9 and onnx_float['min_logit_cosine'] > 0.9999
+    assert onnx_float['metrics'] == pytest.approx(torch_float['metrics'], abs=0.05)
+    assert bench['models']['ONNX INT8']['size_mb'] < 0.5 * onnx_float['size_mb']
+    latency = bench['models']['ONNX INT8']['latency']
+    assert latency['runs'] == 2 and 0 < latency['median_ms'] <= latency['p95_ms']
+    assert len(os.listdir(osp.join(bench_dir, 'predictions'))) == 3  # one per dataset
+    assert '| ONNX INT8 |' in open(osp.join(bench_dir, 'benchmark.md')).read()
+    assert benchmark_main(
+        [tiny_roads['config'], '--checkpoint', 'missing.pth', '--work-dir', bench_dir]) == 2
