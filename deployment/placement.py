@@ -12,7 +12,11 @@
      the 1x1 Conv to ``C_out * k * k`` channels plus DepthToSpace(k, CRD) it equals, with a Q/DQ
      pair of the consumer's scale between them (DepthToSpace only moves values), so it runs as
      QLinearConv; ONNX Runtime has no INT8 ConvTranspose;
-  3. an activation Q/DQ pair with int8 zero-point 0 becomes uint8 with zero-point 128 and the same
+  3. a Conv whose output feeds SiLU (``x * sigmoid(x)``) or the erf GELU, with no Q/DQ of its
+     own, gets a Q/DQ pair on its output with the scale of the quantizer after the activation
+     (both activations are near the identity above zero and near zero below ``-amax``), so ONNX
+     Runtime fuses it into a QLinearConv instead of running it in float;
+  4. an activation Q/DQ pair with int8 zero-point 0 becomes uint8 with zero-point 128 and the same
      scale, numerically identical; after a Relu it becomes uint8 with zero-point 0 and scale
      ``amax / 255``: the same clip at amax on a grid twice as fine, and ONNX Runtime folds the
      Relu into the QLinearConv / QLinearAdd before it.
@@ -125,6 +129,60 @@ def deconvolution_to_depth_to_space(graph: gs.Graph) -> int:
     return rewritten
 
 
+_SMOOTH_ACTIVATION_OPS = ('Sigmoid', 'Mul', 'Div', 'Erf', 'Add')
+
+
+def _activation_output_quantizer(conv_output) -> gs.Node:
+    """The QuantizeLinear after a SiLU / GELU subgraph fed only by ``conv_output`` (and
+    constants), or None: the walk stops at any node that mixes in another tensor."""
+    derived, frontier, quantizers = {conv_output.name}, [conv_output], []
+    for _ in range(8):
+        next_frontier = []
+        for tensor in frontier:
+            for node in tensor.outputs:
+                if node.op == 'QuantizeLinear' and tensor is not conv_output:
+                    quantizers.append(node)
+                    continue
+                inputs_known = all(
+                    t.name in derived or constant_value(t) is not None for t in node.inputs)
+                if node.op in _SMOOTH_ACTIVATION_OPS and inputs_known:
+                    for output in node.outputs:
+                        if output.name not in derived:
+                            derived.add(output.name)
+                            next_frontier.append(output)
+        frontier = next_frontier
+    return quantizers[0] if len(quantizers) == 1 else None
+
+
+def quantize_conv_outputs_before_activations(graph: gs.Graph) -> int:
+    """Q/DQ on the output of each Conv that feeds SiLU / GELU without one (module docstring, 3);
+    returns how many pairs were added."""
+    added = 0
+    for node in list(graph.nodes):
+        if node.op != 'Conv':
+            continue
+        output = node.outputs[0]
+        if any(c.op == 'QuantizeLinear' for c in output.outputs) or not output.outputs:
+            continue
+        quantizer = _activation_output_quantizer(output)
+        if quantizer is None or constant_value(quantizer.inputs[1]) is None:
+            continue
+        scale, zero_point = quantizer.inputs[1], quantizer.inputs[2]
+        quantized = gs.Variable(f'{node.name}_out_q', constant_value(zero_point).dtype)
+        dequantized = gs.Variable(f'{node.name}_out_dq', np.float32)
+        for consumer in list(output.outputs):
+            consumer.inputs[consumer.inputs.index(output)] = dequantized
+        graph.nodes.append(
+            gs.Node('QuantizeLinear', f'{node.name}_out_Q', {}, [output, scale, zero_point],
+                    [quantized]))
+        graph.nodes.append(
+            gs.Node('DequantizeLinear', f'{node.name}_out_DQ', {}, [quantized, scale, zero_point],
+                    [dequantized]))
+        added += 1
+    graph.cleanup().toposort()
+    return added
+
+
 def to_uint8_activations(graph: gs.Graph) -> int:
     """Turn activation Q/DQ pairs with int8 zero-point 0 into uint8 ones (see the module
     docstring); returns how many QuantizeLinear nodes changed."""
@@ -157,4 +215,4 @@ def apply_placement(graph: gs.Graph, target: str) -> int:
     if target == 'tensorrt':
         return 0
     return (share_tensor_scales(graph) + deconvolution_to_depth_to_space(graph) +
-            to_uint8_activations(graph))
+            quantize_conv_outputs_before_activations(graph) + to_uint8_activations(graph))

@@ -85,3 +85,32 @@ def test_deconvolution_rewrite_equals_conv_transpose(tmp_path, bias):
     np.testing.assert_allclose(result, expected, atol=1e-5)
     with torch.no_grad():
         np.testing.assert_allclose(result, deconv(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize('activation', [torch.nn.SiLU, torch.nn.GELU])
+def test_conv_before_silu_or_gelu_gets_an_output_quantizer(activation, tmp_path):
+    """Conv -> SiLU/GELU -> QuantConv: the first Conv's output gets the Q/DQ of the quantizer
+    after the activation, so ONNX Runtime can fuse a QLinearConv; results stay close."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), activation(), torch.nn.Conv2d(8, 4, 3,
+                                                                           padding=1)).eval()
+    QuantRecipe().apply(model)
+    images = torch.randn(4, 3, 16, 16)
+    CalibrationManager(model, progress=False).calibrate([images], 1, 'max')
+    raw, clean, placed = (str(tmp_path / f'{n}.onnx') for n in ('raw', 'clean', 'placed'))
+    export_onnx(model, (images, ), raw, ['inputs'], ['outputs'])
+    clean_up_onnx(raw, clean)
+    graph = gs.import_onnx(onnx.load(clean))
+    apply_placement(graph, 'onnxruntime')
+    first_conv = [n for n in graph.nodes if n.op == 'Conv'][0]
+    quantize = [c for c in first_conv.outputs[0].outputs if c.op == 'QuantizeLinear']
+    assert len(quantize) == 1
+    after_activation = model[2].input_quantizer.amax.item()
+    assert float(constant_value(quantize[0].inputs[1])) == pytest.approx(after_activation / 127)
+    onnx.save(gs.export_onnx(graph), placed)
+    x = images.numpy()
+    reference = ort.InferenceSession(clean).run(None, {'inputs': x})[0]
+    result = ort.InferenceSession(placed).run(None, {'inputs': x})[0]
+    cosine = (reference * result).sum() / np.linalg.norm(reference) / np.linalg.norm(result)
+    assert cosine > 0.999
