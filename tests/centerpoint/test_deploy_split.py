@@ -46,5 +46,9 @@ def test_split_deploy_from_config(tiny, tmp_path):
         maps = {row['model']: row['values']['det/mAP'] for row in result['metrics']}
         assert set(maps) == {'pytorch_float', 'pytorch_fake_quant', 'onnxruntime'}
         assert abs(maps['onnxruntime'] - maps['pytorch_fake_quant']) <= 0.1
-    assert report['targets']['tensorrt']['lint'] == []
+    # The lint names exactly the layers the recipe leaves in float (DEFAULT_SKIP_LAYERS: the
+    # regression head's two convs and the heatmap head's first conv), input and weight each.
+    lint = report['targets']['tensorrt']['lint']
+    assert len(lint) == 6 and all('runs in float' in issue for issue in lint)
+    assert all(issue.startswith('pts_backbone_neck_head: ') for issue in lint)
     assert report['tensorrt_engine']['trtexec'].count('trtexec --onnx=') == 2
