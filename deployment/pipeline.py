@@ -22,9 +22,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 
-from quantization import (build_recipe, load_checkpoint_file, load_state_dict_strict,
-                          quantize_and_calibrate, save_quantized_checkpoint)
-from quantization.recipe import QuantRecipe
+from quantization import (build_recipe, load_model_checkpoint, quantize_and_calibrate,
+                          save_quantized_checkpoint)
 from quantization.toggle import enabled_state, restore_enabled_state, set_all_quantizers
 from .exporters import GraphSpec, build_exporter
 from .graph_passes import clean_up_onnx
@@ -83,12 +82,7 @@ class DeployPipeline:
         if self.model_cfg.get('default_scope'):
             init_default_scope(self.model_cfg.default_scope)
         model = MODELS.build(self.model_cfg.model)
-        checkpoint = load_checkpoint_file(self.checkpoint)
-        recipe = checkpoint.get('meta', {}).get('quantization')
-        if recipe is not None:
-            QuantRecipe.from_dict(recipe).apply(model)
-        load_state_dict_strict(model, checkpoint.get('state_dict', checkpoint), self.checkpoint)
-        self.report['checkpoint_kind'] = 'quantized' if recipe is not None else 'float'
+        self.report['checkpoint_kind'] = load_model_checkpoint(model, self.checkpoint)
         return model.eval()
 
     def dataloader(self, key: str):

@@ -100,16 +100,25 @@ def markdown_report(report: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def write_report(report: dict, work_dir: str, name: str = 'deploy_report') -> List[str]:
-    """Write ``name.json`` and ``name.md`` into ``work_dir`` atomically; returns both paths."""
+def write_text_files(work_dir: str, texts: Dict[str, str]) -> List[str]:
+    """Write ``{file name: text}`` into ``work_dir``, each to a temporary name renamed when
+    complete; returns the paths in order."""
     paths = []
-    for suffix, text in (('json', json.dumps(report, indent=2)), ('md', markdown_report(report))):
-        path = os.path.join(work_dir, f'{name}.{suffix}')
-        with open(f'{path}.tmp', 'w') as report_file:
-            report_file.write(text)
+    for name, text in texts.items():
+        path = os.path.join(work_dir, name)
+        with open(f'{path}.tmp', 'w') as output:
+            output.write(text)
         os.replace(f'{path}.tmp', path)
         paths.append(path)
     return paths
+
+
+def write_report(report: dict, work_dir: str, name: str = 'deploy_report') -> List[str]:
+    """Write ``name.json`` and ``name.md`` into ``work_dir`` atomically; returns both paths."""
+    return write_text_files(work_dir, {
+        f'{name}.json': json.dumps(report, indent=2),
+        f'{name}.md': markdown_report(report)
+    })
 
 
 def file_size(path: str) -> int:

@@ -7,7 +7,7 @@ allow-lists the classes MMEngine checkpoints need for ``torch.load(weights_only=
 from .calib import HistogramCalibrator, MaxCalibrator
 from .calibration import CalibrationManager, default_forward
 from .checkpoint import (allow_mmengine_checkpoint_globals, load_checkpoint_file,
-                         load_quantized_checkpoint, load_state_dict_strict,
+                         load_model_checkpoint, load_quantized_checkpoint, load_state_dict_strict,
                          save_quantized_checkpoint)
 from .descriptor import (QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL,
                          QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL,
@@ -38,9 +38,9 @@ __all__ = [
     'greedy_skip_search', 'save_sensitivity_csv', 'plot_sensitivity', 'QATHook', 'QuantRecipe',
     'MODEL_PREPARATIONS', 'RECIPE_BUILDERS', 'build_recipe', 'evaluate_model',
     'quantize_and_calibrate', 'save_quantized_checkpoint', 'load_quantized_checkpoint',
-    'load_state_dict_strict', 'load_checkpoint_file', 'allow_mmengine_checkpoint_globals',
-    'QUANT_DESC_8BIT_PER_TENSOR', 'QUANT_DESC_8BIT_PER_TENSOR_MAX',
-    'QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL', 'QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW',
-    'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_TENSOR',
+    'load_model_checkpoint', 'load_state_dict_strict', 'load_checkpoint_file',
+    'allow_mmengine_checkpoint_globals', 'QUANT_DESC_8BIT_PER_TENSOR',
+    'QUANT_DESC_8BIT_PER_TENSOR_MAX', 'QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL',
+    'QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW', 'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_TENSOR',
     'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL'
 ]

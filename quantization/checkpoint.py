@@ -148,3 +148,14 @@ def load_quantized_checkpoint(model: nn.Module, path: str, map_location='cpu') -
     recipe.apply(model)
     load_state_dict_strict(model, _state_dict_of(checkpoint), path)
     return recipe
+
+
+def load_model_checkpoint(model: nn.Module, path: str, map_location='cpu') -> str:
+    """Load a float or a quantized checkpoint into the float ``model``: a quantized one first
+    rebuilds its recipe's structure. Returns ``'quantized'`` or ``'float'``."""
+    checkpoint = load_checkpoint_file(path, map_location)
+    if checkpoint.get('meta', {}).get('quantization') is not None:
+        load_quantized_checkpoint(model, path, map_location)
+        return 'quantized'
+    load_state_dict_strict(model, _state_dict_of(checkpoint), path)
+    return 'float'

@@ -28,9 +28,9 @@ from projects.CenterPoint.data.synthetic_lidar import write_dataset  # noqa: E40
 from projects.CenterPoint.quantization import DEFAULT_SKIP_LAYERS  # noqa: E402
 from projects.CenterPoint.quantization.adapter import CENTERPOINT  # noqa: E402
 from projects.CenterPoint.visualize import plot_bev  # noqa: E402
-from quantization import load_checkpoint_file  # noqa: E402
-from quantization import load_quantized_checkpoint, load_state_dict_strict  # noqa: E402
+from quantization import load_model_checkpoint  # noqa: E402
 from quantization.cli import run as run_cli  # noqa: E402
+from deployment.verify import write_text_files  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -83,11 +83,9 @@ def plot_predictions(cfg: Config,
     """BEV PNGs of the first ``count`` validation scenes: ground truth, float and QAT boxes."""
     from mmdet3d.registry import MODELS
     init_default_scope('mmdet3d')
-    float_model = MODELS.build(cfg.model).eval()
-    load_state_dict_strict(float_model,
-                           load_checkpoint_file(float_checkpoint)['state_dict'], float_checkpoint)
-    quant_model = MODELS.build(cfg.model).eval()
-    load_quantized_checkpoint(quant_model, quantized_checkpoint)
+    float_model, quant_model = MODELS.build(cfg.model).eval(), MODELS.build(cfg.model).eval()
+    load_model_checkpoint(float_model, float_checkpoint)
+    load_model_checkpoint(quant_model, quantized_checkpoint)
     loader_cfg = cfg.val_dataloader.copy()
     loader_cfg.batch_size = 1
     loader = Runner.build_dataloader(loader_cfg, seed=0)
@@ -192,18 +190,18 @@ def main(argv=None) -> int:
         '', f'Suggested skip list (budget 0.3): {search.skip_layers or "none"}', '',
         f'Total time: {minutes:.1f} min', ''
     ])
-    for name, payload in (('results.md', text), ('results.json',
-                                                 json.dumps(
-                                                     {
-                                                         'rows': rows,
-                                                         'skip_layers': search.skip_layers,
-                                                         'minutes': minutes
-                                                     },
-                                                     indent=2))):
-        path = osp.join(args.work_dir, name)
-        with open(f'{path}.tmp', 'w') as output:
-            output.write(payload)
-        os.replace(f'{path}.tmp', path)
+    write_text_files(
+        args.work_dir, {
+            'results.md':
+            text,
+            'results.json':
+            json.dumps({
+                'rows': rows,
+                'skip_layers': search.skip_layers,
+                'minutes': minutes
+            },
+                       indent=2)
+        })
     print('\n' + text)
     print(f'written: {osp.join(args.work_dir, "results.md")}, BEV plots {plots}')
     return 0

@@ -28,6 +28,7 @@ from projects.SceneSeg.quantization import DEFAULT_SKIP_LAYERS  # noqa: E402
 from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
 from quantization import evaluate_model  # noqa: E402
 from quantization.cli import run as run_cli  # noqa: E402
+from deployment.verify import write_text_files  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
 
@@ -140,16 +141,13 @@ def main(argv=None) -> int:
         *[f"| {r['model']} | {r['pct_of_float']:.2f} |" for r in rows], '',
         open(osp.join(bench_dir, 'benchmark.md')).read(), f'Total time: {minutes:.1f} min', ''
     ])
-    for name, payload in (('results.md', text), ('results.json',
-                                                 json.dumps({
-                                                     'rows': rows,
-                                                     'minutes': minutes
-                                                 },
-                                                            indent=2))):
-        path = osp.join(args.work_dir, name)
-        with open(f'{path}.tmp', 'w') as output:
-            output.write(payload)
-        os.replace(f'{path}.tmp', path)
+    write_text_files(args.work_dir, {
+        'results.md': text,
+        'results.json': json.dumps({
+            'rows': rows,
+            'minutes': minutes
+        }, indent=2)
+    })
     print('\n' + text)
     return 0
 

@@ -11,28 +11,22 @@ datasets = ['ACDC', 'IDDAW', 'MUSES', 'Mapillary_Vistas', 'comma10k']
 image_size = (320, 640)
 crops = dict()  # {dataset: box or None} over upstream's crops (projects/SceneSeg/data/layout.py)
 
+dataset_settings = dict(
+    type='SceneSegDataset',
+    data_root=data_root,
+    datasets=datasets,
+    image_size=image_size,
+    crops=crops)
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='SceneSegDataset',
-        data_root=data_root,
-        datasets=datasets,
-        split='train',
-        image_size=image_size,
-        crops=crops))
+    dataset=dict(split='train', **dataset_settings))
 val_dataloader = dict(
     batch_size=2,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='SceneSegDataset',
-        data_root=data_root,
-        datasets=datasets,
-        split='val',
-        image_size=image_size,
-        crops=crops))
+    dataset=dict(split='val', **dataset_settings))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='SceneSegIoU')
 test_evaluator = val_evaluator

@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from deployment import OnnxRuntimeModel
 from deployment.profiling import PeakMemory, latency_stats
-from deployment.verify import compare_arrays, file_size
-from quantization import load_checkpoint_file, load_quantized_checkpoint, load_state_dict_strict
+from deployment.verify import compare_arrays, file_size, write_text_files
+from quantization import load_model_checkpoint
 from .data.layout import CLASSES
 
 #: colours of the three classes in the prediction PNGs
@@ -34,11 +34,7 @@ def torch_runner(build_model: Callable, checkpoint: str) -> Callable:
     """numpy (1, 3, H, W) normalised image -> numpy logits, from a float or quantized
     checkpoint (its recipe rebuilds the quantized structure)."""
     model = build_model()
-    state = load_checkpoint_file(checkpoint)
-    if state.get('meta', {}).get('quantization'):
-        load_quantized_checkpoint(model, checkpoint)
-    else:
-        load_state_dict_strict(model, state.get('state_dict', state), checkpoint)
+    load_model_checkpoint(model, checkpoint)
     model.eval()
 
     def run(image: np.ndarray) -> np.ndarray:
@@ -173,13 +169,7 @@ def markdown(report: dict) -> str:
 
 
 def write_benchmark_report(report: dict, work_dir: str) -> List[str]:
-    paths = []
-    for name, text in (('benchmark.json', json.dumps(report, indent=2,
-                                                     default=float)), ('benchmark.md',
-                                                                       markdown(report))):
-        path = osp.join(work_dir, name)
-        with open(f'{path}.tmp', 'w') as output:
-            output.write(text)
-        os.replace(f'{path}.tmp', path)
-        paths.append(path)
-    return paths
+    return write_text_files(work_dir, {
+        'benchmark.json': json.dumps(report, indent=2, default=float),
+        'benchmark.md': markdown(report)
+    })
