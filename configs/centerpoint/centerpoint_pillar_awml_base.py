@@ -1,6 +1,7 @@
 # Pillar CenterPoint with the shapes and classes of AWML's t4dataset base config, built from
 # mmdet3d's registered modules. Data: the synthetic lidar scenes (tools/generate_synthetic_lidar.py)
 # in mmdet3d's format; point a user dataset here by changing dataset_type / data_root.
+_base_ = ['../_base_/default_runtime.py']
 default_scope = 'mmdet3d'
 custom_imports = dict(imports=['quantization', 'projects.CenterPoint'], allow_failed_imports=False)
 
@@ -156,24 +157,10 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 train_cfg = dict(by_epoch=True, max_epochs=50, val_interval=10)
-val_cfg = dict()
-test_cfg = dict()
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.01),
     clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=50, eta_min=3e-6)]
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-env_cfg = dict(
-    cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'), dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0, deterministic=False)
-log_level = 'INFO'
-load_from = None
-resume = False
 val_evaluator = dict(type='CenterDistanceMAP')
 test_evaluator = val_evaluator
 # mmdet3d 1.4 never runs SeparateHead.init_weights (see projects/CenterPoint/hooks.py).

@@ -2,6 +2,7 @@
 # with upstream's module names (an upstream state_dict loads as it is), 320 x 640 RGB input,
 # upstream normalisation and per-image class-weighted cross-entropy. Point data_root / datasets
 # at the real data (root/<DATASET>/{images,gt_masks}/N.png; upstream crops per dataset).
+_base_ = ['../_base_/default_runtime.py']
 default_scope = 'mmengine'
 custom_imports = dict(imports=['quantization', 'projects.SceneSeg'], allow_failed_imports=False)
 
@@ -32,19 +33,5 @@ val_evaluator = dict(type='SceneSegIoU')
 test_evaluator = val_evaluator
 
 train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=10, eta_min=1e-6)]
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-env_cfg = dict(
-    cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'), dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0, deterministic=False)
-log_level = 'INFO'
-load_from = None
-resume = False
