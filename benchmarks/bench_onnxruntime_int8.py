@@ -2,7 +2,9 @@
 
 One process, the full-size SceneSegNetwork at 1 x 3 x 320 x 640 (183.5 GMACs; random weights,
 or an upstream / our checkpoint with ``--checkpoint``), on synthetic road scenes. Rows:
-float ONNX; our ``tensorrt`` target; our ``onnxruntime`` target; ONNX Runtime's ``quantize_static``
+float ONNX; our ``tensorrt`` target and our ``onnxruntime`` target with the recipe's default skip
+list (the layers the small synthetic model's sensitivity run keeps in float), and the
+``onnxruntime`` target with every layer INT8; ONNX Runtime's ``quantize_static``
 on the same float ONNX with the same calibration batches (its x86 setting, uint8 activations and
 per-channel int8 weights, and its defaults). Latency is the median of timed runs after warm-up;
 accuracy is against the float model on held-out images (per-pixel argmax agreement, cosine).
@@ -10,8 +12,10 @@ accuracy is against the float model on held-out images (per-pixel argmax agreeme
     python benchmarks/bench_onnxruntime_int8.py [--runs 3] [--calib-batches 4] [--checkpoint K]
 """
 import argparse
+import copy
 import os
 import os.path as osp
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,6 +35,7 @@ from deployment.graph_passes import clean_up_onnx  # noqa: E402
 from deployment.placement import apply_placement  # noqa: E402
 from deployment.verify import compare_arrays  # noqa: E402
 from projects.SceneSeg import SceneSegNetwork, sceneseg_recipe  # noqa: E402
+from projects.SceneSeg.quantization.recipe import DEFAULT_SKIP_LAYERS  # noqa: E402
 from projects.SceneSeg.data.synthetic_roads import STYLES, render_scene  # noqa: E402
 from projects.SceneSeg.model import MEAN, STD  # noqa: E402
 from quantization import CalibrationManager, load_checkpoint_file  # noqa: E402
@@ -90,21 +95,27 @@ def main():
     work_dir = tempfile.mkdtemp(prefix='bench_ort_int8_')
     paths = {
         name: osp.join(work_dir, f'{name}.onnx')
-        for name in ('float', 'qdq_raw', 'ours_tensorrt', 'ours_onnxruntime',
+        for name in ('float', 'ours_tensorrt', 'ours_onnxruntime', 'ours_onnxruntime_all_int8',
                      'quantize_static_u8s8', 'quantize_static_default')
     }
     export(model, calib_images[0], paths['float'])
-    print('float ONNX written; calibrating our quantizers ...', flush=True)
-
-    sceneseg_recipe(model).apply(model)
-    CalibrationManager(
-        model, progress=False).calibrate(
-            calib_images, len(calib_images), method='mse')
-    export(model, calib_images[0], paths['qdq_raw'])
-    clean_up_onnx(paths['qdq_raw'], paths['ours_tensorrt'])
-    graph = gs.import_onnx(onnx.load(paths['ours_tensorrt']))
-    apply_placement(graph, 'onnxruntime')
-    onnx.save(gs.export_onnx(graph), paths['ours_onnxruntime'])
+    float_state = copy.deepcopy(model.state_dict())
+    for skip_layers, suffix in ((DEFAULT_SKIP_LAYERS, ''), ((), '_all_int8')):
+        print(f'calibrating our quantizers (skip {list(skip_layers)}) ...', flush=True)
+        quantized = SceneSegNetwork().eval()
+        quantized.load_state_dict(float_state)
+        sceneseg_recipe(quantized, skip_layers).apply(quantized)
+        CalibrationManager(
+            quantized, progress=False).calibrate(
+                calib_images, len(calib_images), method='mse')
+        raw, tensorrt = osp.join(work_dir, 'qdq_raw.onnx'), osp.join(work_dir, 'tensorrt.onnx')
+        export(quantized, calib_images[0], raw)
+        clean_up_onnx(raw, tensorrt)
+        if not suffix:
+            shutil.copyfile(tensorrt, paths['ours_tensorrt'])
+        graph = gs.import_onnx(onnx.load(tensorrt))
+        apply_placement(graph, 'onnxruntime')
+        onnx.save(gs.export_onnx(graph), paths[f'ours_onnxruntime{suffix}'])
     print('running quantize_static ...', flush=True)
     ort_quant.quantize_static(
         paths['float'],
@@ -118,8 +129,7 @@ def main():
                               Reader('image', calib_images))
 
     rows = {}
-    for name in ('float', 'ours_tensorrt', 'ours_onnxruntime', 'quantize_static_u8s8',
-                 'quantize_static_default'):
+    for name in paths:
         print(f'timing {name} ...', flush=True)
         milliseconds, session = latency_ms(paths[name], eval_images[0].numpy(), args.runs)
         outputs = [session.run(None, {'image': image.numpy()})[0] for image in eval_images]

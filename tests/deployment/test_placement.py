@@ -65,7 +65,10 @@ def test_onnxruntime_target_uint8_activations_same_results(tensorrt_graph_path, 
 
 
 @pytest.mark.parametrize('bias', [True, False])
-def test_deconvolution_rewrite_equals_conv_transpose(tmp_path, bias):
+@pytest.mark.parametrize('spatial_size_known', [True, False])
+def test_deconvolution_rewrite_equals_conv_transpose(tmp_path, bias, spatial_size_known):
+    """Both forms of the rewrite (channels-last where the input's H, W are known, else
+    DepthToSpace) equal the ConvTranspose, on a batch of 2 and a non-square input."""
     from quantization import QuantConvTranspose2d
     from deployment.placement import deconvolution_to_depth_to_space
     torch.manual_seed(1)
@@ -76,8 +79,14 @@ def test_deconvolution_rewrite_equals_conv_transpose(tmp_path, bias):
     export_onnx(deconv, (x, ), raw, ['x'], ['y'], dynamo=False)
     clean_up_onnx(raw, clean)
     graph = gs.import_onnx(onnx.load(clean))
+    if not spatial_size_known:
+        [deconv_node] = [n for n in graph.nodes if n.op == 'ConvTranspose']
+        deconv_node.inputs[0].shape = None
     assert deconvolution_to_depth_to_space(graph) == 1
-    assert [n.op for n in graph.nodes].count('ConvTranspose') == 0
+    ops = [n.op for n in graph.nodes]
+    assert ops.count('ConvTranspose') == 0
+    assert ops.count('DepthToSpace') == (0 if spatial_size_known else 1)
+    assert ops.count('Transpose') == (3 if spatial_size_known else 0)
     rewritten = str(tmp_path / 'rewritten.onnx')
     onnx.save(gs.export_onnx(graph), rewritten)
     expected = ort.InferenceSession(clean).run(None, {'x': x.numpy()})[0]
@@ -114,3 +123,54 @@ def test_conv_before_silu_or_gelu_gets_an_output_quantizer(activation, tmp_path)
     result = ort.InferenceSession(placed).run(None, {'inputs': x})[0]
     cosine = (reference * result).sum() / np.linalg.norm(reference) / np.linalg.norm(result)
     assert cosine > 0.999
+
+
+def test_erf_gelu_becomes_onnxruntime_gelu(tmp_path):
+    """The exported erf GELU (five nodes) becomes one com.microsoft.Gelu; ONNX Runtime's kernel
+    matches torch's exact GELU."""
+    from deployment.placement import fuse_erf_gelu
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.GELU(), torch.nn.GELU()).eval()
+    x = torch.randn(2, 3, 8, 8) * 3
+    path, fused_path = str(tmp_path / 'gelu.onnx'), str(tmp_path / 'fused.onnx')
+    export_onnx(model, (x, ), path, ['x'], ['y'], dynamo=False)
+    graph = gs.import_onnx(onnx.load(path))
+    assert [n.op for n in graph.nodes].count('Erf') == 2
+    assert fuse_erf_gelu(graph) == 2
+    assert sorted(n.op for n in graph.nodes) == ['Conv', 'Gelu', 'Gelu']
+    assert {n.domain for n in graph.nodes if n.op == 'Gelu'} == {'com.microsoft'}
+    onnx.save(gs.export_onnx(graph), fused_path)
+    result = ort.InferenceSession(fused_path).run(None, {'x': x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(result, model(x).numpy(), atol=1e-5)
+
+
+def test_conv_with_float_output_gets_float_weights(tmp_path):
+    """A quantized Conv whose consumer is left in float keeps its input Q/DQ; its INT8 weights
+    become the float constant they dequantize to (same results), while a Conv followed by a
+    quantizer keeps its weight DequantizeLinear."""
+    from deployment.placement import dequantize_weights_of_float_convs
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.GELU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    QuantRecipe(skip_layers=['4']).apply(model)
+    images = torch.randn(4, 3, 16, 16)
+    CalibrationManager(model, progress=False).calibrate([images], 1, 'max')
+    raw, clean, placed = (str(tmp_path / f'{n}.onnx') for n in ('raw', 'clean', 'placed'))
+    export_onnx(model, (images, ), raw, ['inputs'], ['outputs'], dynamo=False)
+    clean_up_onnx(raw, clean)
+    graph = gs.import_onnx(onnx.load(clean))
+    first, second, _ = [n for n in graph.nodes if n.op == 'Conv']
+    weight_dq = second.inputs[1].inputs[0]
+    expected_weight = (
+        constant_value(weight_dq.inputs[0]).astype(np.float32) *
+        constant_value(weight_dq.inputs[1]).reshape(-1, 1, 1, 1))
+    assert dequantize_weights_of_float_convs(graph) == 1
+    np.testing.assert_array_equal(constant_value(second.inputs[1]), expected_weight)
+    assert first.inputs[1].inputs[0].op == 'DequantizeLinear'  # Relu -> Q: QLinearConv
+    assert second.inputs[0].inputs[0].op == 'DequantizeLinear'  # the input stays INT8
+    onnx.save(gs.export_onnx(graph), placed)
+    x = images.numpy()
+    reference = ort.InferenceSession(clean).run(None, {'inputs': x})[0]
+    result = ort.InferenceSession(placed).run(None, {'inputs': x})[0]
+    np.testing.assert_allclose(result, reference, atol=1e-5)
