@@ -12,13 +12,19 @@ class OnnxRuntimeModel:
     Args:
         path (str): ONNX file.
         num_threads (int): Intra-op threads (0 lets ONNX Runtime choose). Defaults to 0.
+        fuse (bool): Let ONNX Runtime optimise the graph, which fuses ``DQ -> op -> Q`` into its
+            INT8 kernels (QLinearConv, ...). False runs the graph as written, each
+            QuantizeLinear / DequantizeLinear a float op of its own: the graph's own arithmetic,
+            the same as PyTorch fake-quant up to float summation order. Defaults to True.
     """
 
-    def __init__(self, path: str, num_threads: int = 0):
+    def __init__(self, path: str, num_threads: int = 0, fuse: bool = True):
         if not os.path.isfile(path):
             raise FileNotFoundError(f'ONNX file {path} does not exist')
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
+        if not fuse:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         except Exception as err:

@@ -133,8 +133,11 @@ class DeployPipeline:
             graph_ir = gs.import_onnx(onnx.load(path))
             apply_placement(graph_ir, target)
             placed = gs.export_onnx(graph_ir)
+            # the exported opsets, plus the domains the placement added (com.microsoft)
+            opsets = {o.domain: o for o in placed.opset_import}
+            opsets.update({o.domain: o for o in onnx.load(path).opset_import})
             del placed.opset_import[:]
-            placed.opset_import.extend(onnx.load(path).opset_import)
+            placed.opset_import.extend(opsets.values())
             onnx.checker.check_model(placed)
             onnx.save(placed, f'{path}.tmp.onnx')
             os.replace(f'{path}.tmp.onnx', path)
@@ -144,7 +147,9 @@ class DeployPipeline:
     def verify(self, model: nn.Module, graphs: Dict[str, GraphSpec], onnx_paths: Dict[str, str],
                batches: List[tuple]) -> dict:
         """ONNX Runtime vs PyTorch fake-quant and float, graph by graph, on the same inputs; the
-        task metric of all three when ``verification.metric`` is set."""
+        task metric of each when ``verification.metric`` is set, for ONNX Runtime twice: with
+        its INT8 kernels (``onnxruntime``) and with the graph run as written
+        (``onnxruntime_unfused``, the exported graph's own arithmetic)."""
         sessions = {graph: OnnxRuntimeModel(path).run for graph, path in onnx_paths.items()}
         snapshot = enabled_state(model)
 
@@ -185,6 +190,10 @@ class DeployPipeline:
                         for g in graphs
                     }),
                     ('onnxruntime', sessions),
+                    ('onnxruntime_unfused', {
+                        graph: OnnxRuntimeModel(path, fuse=False).run
+                        for graph, path in onnx_paths.items()
+                    }),
                 )
             ]
         return result

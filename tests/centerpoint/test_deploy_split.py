@@ -44,7 +44,10 @@ def test_split_deploy_from_config(tiny, tmp_path):
         assert set(fake_quant) == {'pillar_features', *HEAD_OUTPUTS}
         assert min(stats['cosine'] for stats in fake_quant.values()) > min_cosine
         maps = {row['model']: row['values']['det/mAP'] for row in result['metrics']}
-        assert set(maps) == {'pytorch_float', 'pytorch_fake_quant', 'onnxruntime'}
+        assert set(maps) == {
+            'pytorch_float', 'pytorch_fake_quant', 'onnxruntime', 'onnxruntime_unfused'
+        }
+        assert abs(maps['onnxruntime_unfused'] - maps['pytorch_fake_quant']) <= 0.1
         assert abs(maps['onnxruntime'] - maps['pytorch_fake_quant']) <= 0.1
     # The lint names exactly the layers the recipe leaves in float (DEFAULT_SKIP_LAYERS: the
     # regression head's two convs and the heatmap head's first conv), input and weight each.

@@ -83,6 +83,8 @@ def test_verification_against_pytorch(deployed):
         assert fake_quant['mean_abs'] < 0.05
         metrics = {row['model']: row['values']['shapes/accuracy'] for row in result['metrics']}
         assert abs(metrics['onnxruntime'] - metrics['pytorch_fake_quant']) <= 100 / 32 + 1e-6
+        assert abs(metrics['onnxruntime_unfused'] -
+                   metrics['pytorch_fake_quant']) <= 100 / 32 + 1e-6
     assert report['targets']['tensorrt']['lint'] == []
     assert 'trtexec --onnx=' in report['tensorrt_engine']['trtexec']
 
