@@ -99,11 +99,9 @@ def main():
                      'quantize_static_u8s8', 'quantize_static_default')
     }
     export(model, calib_images[0], paths['float'])
-    float_state = copy.deepcopy(model.state_dict())
     for skip_layers, suffix in ((DEFAULT_SKIP_LAYERS, ''), ((), '_all_int8')):
         print(f'calibrating our quantizers (skip {list(skip_layers)}) ...', flush=True)
-        quantized = SceneSegNetwork().eval()
-        quantized.load_state_dict(float_state)
+        quantized = copy.deepcopy(model)
         sceneseg_recipe(quantized, skip_layers).apply(quantized)
         CalibrationManager(
             quantized, progress=False).calibrate(

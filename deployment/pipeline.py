@@ -130,12 +130,13 @@ class DeployPipeline:
         path = osp.join(self.work_dir, name)
         clean_up_onnx(raw_path, path)
         if target != 'tensorrt':
-            graph_ir = gs.import_onnx(onnx.load(path))
+            cleaned = onnx.load(path)
+            graph_ir = gs.import_onnx(cleaned)
             apply_placement(graph_ir, target)
             placed = gs.export_onnx(graph_ir)
             # the exported opsets, plus the domains the placement added (com.microsoft)
             opsets = {o.domain: o for o in placed.opset_import}
-            opsets.update({o.domain: o for o in onnx.load(path).opset_import})
+            opsets.update({o.domain: o for o in cleaned.opset_import})
             del placed.opset_import[:]
             placed.opset_import.extend(opsets.values())
             onnx.checker.check_model(placed)

@@ -109,6 +109,19 @@ def _channels_last_depth_to_space(name: str, source: gs.Variable, output: gs.Var
     ]
 
 
+def _append_qdq_pair(graph: gs.Graph, prefix: str, source: gs.Tensor, scale: gs.Tensor,
+                     zero_point: gs.Tensor) -> gs.Variable:
+    """Append ``prefix_Q`` / ``prefix_DQ`` on ``source``; returns the dequantized tensor."""
+    quantized = gs.Variable(f'{prefix}_q', constant_value(zero_point).dtype)
+    dequantized = gs.Variable(f'{prefix}_dq', np.float32)
+    graph.nodes.append(
+        gs.Node('QuantizeLinear', f'{prefix}_Q', {}, [source, scale, zero_point], [quantized]))
+    graph.nodes.append(
+        gs.Node('DequantizeLinear', f'{prefix}_DQ', {}, [quantized, scale, zero_point],
+                [dequantized]))
+    return dequantized
+
+
 def deconvolution_to_depth_to_space(graph: gs.Graph) -> int:
     """Rewrite ConvTranspose (kernel == stride) as 1x1 Conv + depth-to-space; returns the count.
 
@@ -118,9 +131,10 @@ def deconvolution_to_depth_to_space(graph: gs.Graph) -> int:
     """
     rewritten = 0
     for node in list(graph.nodes):
-        if node.op != 'ConvTranspose' or _rewritable_deconvolution(node) is None:
+        rewritable = _rewritable_deconvolution(node) if node.op == 'ConvTranspose' else None
+        if rewritable is None:
             continue
-        weight_dq, kernel = _rewritable_deconvolution(node)
+        weight_dq, kernel = rewritable
         weight = constant_value(weight_dq.inputs[0])
         in_channels, out_channels = weight.shape[:2]
         height, width = (node.inputs[0].shape or [None] * 4)[2:]
@@ -150,15 +164,8 @@ def deconvolution_to_depth_to_space(graph: gs.Graph) -> int:
                     [conv_output]))
         rearranged = conv_output
         if len(consumers_q) == 1 and len(output.outputs) == 1:
-            scale, zero_point = consumers_q[0].inputs[1], consumers_q[0].inputs[2]
-            quantized = gs.Variable(f'{node.name}_as_conv_q', zero_point.dtype)
-            rearranged = gs.Variable(f'{node.name}_as_conv_dq', np.float32)
-            graph.nodes.append(
-                gs.Node('QuantizeLinear', f'{node.name}_as_conv_Q', {},
-                        [conv_output, scale, zero_point], [quantized]))
-            graph.nodes.append(
-                gs.Node('DequantizeLinear', f'{node.name}_as_conv_DQ', {},
-                        [quantized, scale, zero_point], [rearranged]))
+            rearranged = _append_qdq_pair(graph, f'{node.name}_as_conv', conv_output,
+                                          *consumers_q[0].inputs[1:3])
         if channels_last:
             graph.nodes.extend(
                 _channels_last_depth_to_space(f'{node.name}_as_depth_to_space', rearranged, output,
@@ -213,17 +220,10 @@ def quantize_conv_outputs_before_activations(graph: gs.Graph) -> int:
         quantizer = _activation_output_quantizer(output)
         if quantizer is None or constant_value(quantizer.inputs[1]) is None:
             continue
-        scale, zero_point = quantizer.inputs[1], quantizer.inputs[2]
-        quantized = gs.Variable(f'{node.name}_out_q', constant_value(zero_point).dtype)
-        dequantized = gs.Variable(f'{node.name}_out_dq', np.float32)
-        for consumer in list(output.outputs):
+        consumers = list(output.outputs)
+        dequantized = _append_qdq_pair(graph, f'{node.name}_out', output, *quantizer.inputs[1:3])
+        for consumer in consumers:
             consumer.inputs[consumer.inputs.index(output)] = dequantized
-        graph.nodes.append(
-            gs.Node('QuantizeLinear', f'{node.name}_out_Q', {}, [output, scale, zero_point],
-                    [quantized]))
-        graph.nodes.append(
-            gs.Node('DequantizeLinear', f'{node.name}_out_DQ', {}, [quantized, scale, zero_point],
-                    [dequantized]))
         added += 1
     graph.cleanup().toposort()
     return added

@@ -137,14 +137,18 @@ def load_quantized_checkpoint(model: nn.Module, path: str, map_location='cpu') -
     """Rebuild the quantized structure on a float ``model`` from the checkpoint's recipe, then
     load its state_dict strictly. Returns the recipe."""
     checkpoint = load_checkpoint_file(path, map_location)
-    recipe_dict = checkpoint.get('meta', {}).get('quantization')
-    if recipe_dict is None:
+    if checkpoint.get('meta', {}).get('quantization') is None:
         raise ValueError(f'{path} holds no quantization recipe (meta.quantization): it is a float '
                          'checkpoint; quantize the model with PTQ or QAT first')
+    return _load_quantized(model, checkpoint, path)
+
+
+def _load_quantized(model: nn.Module, checkpoint: dict, path: str) -> QuantRecipe:
+    """Apply ``checkpoint``'s recipe to the float ``model`` and load its state_dict strictly."""
     if has_quantizers(model):
         raise ValueError(
             f'cannot load {path}: the model is already quantized; pass the float model')
-    recipe = QuantRecipe.from_dict(recipe_dict)
+    recipe = QuantRecipe.from_dict(checkpoint['meta']['quantization'])
     recipe.apply(model)
     load_state_dict_strict(model, _state_dict_of(checkpoint), path)
     return recipe
@@ -155,7 +159,7 @@ def load_model_checkpoint(model: nn.Module, path: str, map_location='cpu') -> st
     rebuilds its recipe's structure. Returns ``'quantized'`` or ``'float'``."""
     checkpoint = load_checkpoint_file(path, map_location)
     if checkpoint.get('meta', {}).get('quantization') is not None:
-        load_quantized_checkpoint(model, path, map_location)
+        _load_quantized(model, checkpoint, path)
         return 'quantized'
     load_state_dict_strict(model, _state_dict_of(checkpoint), path)
     return 'float'

@@ -297,7 +297,13 @@ def main(argv: Optional[Sequence[str]], adapter: ModelAdapter,
     try:
         run(argv, adapter, default_skip)
     except (CliError, FileNotFoundError, KeyError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f'error: {message}', file=sys.stderr)
-        return 2
+        return print_error(err)
     return 0
+
+
+def print_error(err: Exception) -> int:
+    """Print ``err`` as one ``error:`` line on stderr (a KeyError without its quotes); returns the
+    exit code for bad input, 2. The command-line tools end on it."""
+    message = err.args[0] if isinstance(err, KeyError) and err.args else err
+    print(f'error: {message}', file=sys.stderr)
+    return 2

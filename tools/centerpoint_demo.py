@@ -31,6 +31,7 @@ from projects.CenterPoint.visualize import plot_bev  # noqa: E402
 from quantization import load_model_checkpoint  # noqa: E402
 from quantization.cli import run as run_cli  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
+from tools.demo_utils import markdown_table, step, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -42,10 +43,6 @@ METHODS = ('max', 'percentile', 'mse', 'entropy')
 SCENES = {'train': 400, 'val': 50}
 
 
-def step(message: str):
-    print(f'\n==> {message}', flush=True)
-
-
 def ensure_data(cfg: Config):
     root = cfg.train_dataloader.dataset.data_root
     if all(osp.isfile(osp.join(root, f'infos_{split}.pkl')) for split in SCENES):
@@ -55,23 +52,8 @@ def ensure_data(cfg: Config):
     write_dataset(root, SCENES, seed=0)
 
 
-def train_float(work_dir: str) -> str:
-    cfg = Config.fromfile(CONFIG)
-    cfg.work_dir = osp.join(work_dir, 'float_training')
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
-
-
 def mean_ap_row(name: str, metrics: dict) -> dict:
     return {'model': name, **{k.split('/')[-1]: v for k, v in metrics.items() if 'AP' in k}}
-
-
-def markdown(rows) -> str:
-    keys = [k for k in rows[0] if k != 'model']
-    lines = ['| model | ' + ' | '.join(keys) + ' |', '|---|' + '---:|' * len(keys)]
-    lines += [f"| {r['model']} | " + ' | '.join(f'{r[k]:.2f}' for k in keys) + ' |' for r in rows]
-    return '\n'.join(lines)
 
 
 @torch.no_grad()
@@ -139,7 +121,7 @@ def main(argv=None) -> int:
     step('1/6 synthetic lidar scenes')
     ensure_data(cfg)
     step('2/6 float checkpoint')
-    checkpoint = train_float(args.work_dir) if args.train else SHIPPED_CHECKPOINT
+    checkpoint = train_float(CONFIG, args.work_dir) if args.train else SHIPPED_CHECKPOINT
     print(f'float checkpoint: {checkpoint}')
 
     common = ['--config', CONFIG, '--checkpoint', checkpoint]
@@ -182,7 +164,7 @@ def main(argv=None) -> int:
         mean_ap_row('QAT, Q/DQ ONNX in ONNX Runtime, INT8 kernels', ort_metrics['onnxruntime']))
     plots = plot_predictions(cfg, checkpoint, qat_checkpoint, args.work_dir)
     minutes = (time.time() - started) / 60
-    table = markdown(rows)
+    table = markdown_table(rows, [k for k in rows[0] if k != 'model'])
     sensitivity_lines = [
         f'| {rank} | {row.layer} | {row.delta_only:.2f} | {row.gain_all_but:.2f} |'
         for rank, row in enumerate(report.top(10), 1)

@@ -18,6 +18,7 @@ import deployment  # noqa: E402,F401
 import quantization  # noqa: E402,F401
 from deployment.pipeline import DeployPipeline  # noqa: E402
 from deployment.tensorrt_builder import TensorRTUnavailable  # noqa: E402
+from quantization.cli import print_error  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,9 +62,7 @@ def main(argv=None) -> int:
             deploy_cfg.tensorrt.build = args.engine
         report = DeployPipeline(deploy_cfg, model_cfg, args.checkpoint, args.work_dir).run()
     except (FileNotFoundError, KeyError, ValueError, TensorRTUnavailable) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f'error: {message}', file=sys.stderr)
-        return 2
+        return print_error(err)
     print(open(report['report_files'][1]).read())
     return 0
 

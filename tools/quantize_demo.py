@@ -27,25 +27,12 @@ from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
 from quantization import (  # noqa: E402
     QuantRecipe, evaluate_model, greedy_skip_search, layer_sensitivity, load_checkpoint_file,
     load_state_dict_strict, plot_sensitivity, quantize_and_calibrate, save_sensitivity_csv)
+from tools.demo_utils import step, train  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FLOAT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')
 QAT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes_qat.py')
 METRIC = 'shapes/accuracy'
-
-
-def step(message: str):
-    print(f'\n==> {message}', flush=True)
-
-
-def train(config: str, work_dir: str, load_from: str = None) -> Runner:
-    cfg = Config.fromfile(config)
-    cfg.work_dir = work_dir
-    cfg.load_from = load_from
-    cfg.log_level = 'WARNING'
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
 
 
 def float_model(cfg: Config, checkpoint: str) -> torch.nn.Module:
@@ -111,7 +98,7 @@ def main(argv=None):
     else:
         step(f'training the float model ({cfg.train_cfg.max_epochs} epochs on '
              f'{cfg.train_dataloader.dataset.num_samples} generated images)')
-        train(FLOAT_CONFIG, float_dir)
+        train(FLOAT_CONFIG, float_dir, log_level='WARNING')
     model = float_model(cfg, float_ckpt)
     float_logits = logits_of(model, val_loader)
     rows = [row('float (PyTorch)', float_logits, labels, float_logits)]
@@ -158,7 +145,8 @@ def main(argv=None):
 
     qat_cfg = Config.fromfile(QAT_CONFIG)
     step(f'QAT: {qat_cfg.train_cfg.max_epochs} epochs with QATHook from the float checkpoint')
-    qat_runner = train(QAT_CONFIG, osp.join(args.work_dir, 'qat'), load_from=float_ckpt)
+    qat_runner = train(
+        QAT_CONFIG, osp.join(args.work_dir, 'qat'), load_from=float_ckpt, log_level='WARNING')
     qat_model = qat_runner.model.eval()
     qat_logits = logits_of(qat_model, val_loader)
     rows.append(

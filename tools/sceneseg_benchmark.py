@@ -19,6 +19,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import projects.SceneSeg  # noqa: E402,F401
 from projects.SceneSeg.benchmark import benchmark, onnx_runner, torch_runner  # noqa: E402
+from quantization.cli import print_error  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -70,8 +71,7 @@ def main(argv=None) -> int:
             Runner.build_dataloader(loader_cfg, seed=0), cfg.val_evaluator, args.work_dir,
             args.images_per_dataset, args.latency_runs)
     except (FileNotFoundError, KeyError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+        return print_error(err)
     print(open(report['report_files'][1]).read())
     return 0
 

@@ -32,6 +32,7 @@ from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
 from quantization import evaluate_model  # noqa: E402
 from quantization.cli import run as run_cli  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
+from tools.demo_utils import markdown_table, step, train, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
 
@@ -46,10 +47,6 @@ PER_DATASET = 200
 KEYS = ('class_average', 'overall', 'background', 'foreground', 'road')
 
 
-def step(message: str):
-    print(f'\n==> {message}', flush=True)
-
-
 def ensure_data(cfg: Config):
     root = cfg.train_dataloader.dataset.data_root
     if all(osp.isdir(osp.join(root, name, 'images')) for name in STYLES):
@@ -59,36 +56,8 @@ def ensure_data(cfg: Config):
     write_datasets(root, {name: PER_DATASET for name in STYLES}, seed=0)
 
 
-def train(config: str,
-          work_dir: str,
-          load_from: str = None,
-          epochs: int = None,
-          lr: float = None,
-          with_qat: bool = True) -> Runner:
-    """Train ``config``; ``with_qat=False`` drops its QATHook (the float control)."""
-    cfg = Config.fromfile(config)
-    cfg.work_dir = work_dir
-    cfg.load_from = load_from
-    if epochs is not None:
-        cfg.train_cfg.max_epochs = epochs
-        cfg.train_cfg.val_interval = epochs
-    if lr is not None:
-        cfg.optim_wrapper.optimizer.lr = lr
-    if not with_qat:
-        cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] != 'QATHook']
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
-
-
 def row(name: str, metrics: dict) -> dict:
     return {'model': name, **{k: metrics[f'sceneseg/pooled/{k}'] for k in KEYS}}
-
-
-def markdown(rows) -> str:
-    lines = ['| model | ' + ' | '.join(KEYS) + ' |', '|---|' + '---:|' * len(KEYS)]
-    lines += [f"| {r['model']} | " + ' | '.join(f'{r[k]:.2f}' for k in KEYS) + ' |' for r in rows]
-    return '\n'.join(lines)
 
 
 def main(argv=None) -> int:
@@ -107,12 +76,7 @@ def main(argv=None) -> int:
     step('1/5 synthetic road scenes')
     ensure_data(cfg)
     step('2/5 float checkpoint')
-    if args.train:
-        float_dir = osp.join(args.work_dir, 'float_training')
-        train(CONFIG, float_dir)
-        checkpoint = osp.join(float_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
-    else:
-        checkpoint = SHIPPED_CHECKPOINT
+    checkpoint = train_float(CONFIG, args.work_dir) if args.train else SHIPPED_CHECKPOINT
     print(f'float checkpoint: {checkpoint}')
     step(f'3/5 PTQ, {", ".join(METHODS)} (one calibration pass, {args.calibrate_batches} batches)')
     ptq_rows = run_cli([
@@ -160,7 +124,7 @@ def main(argv=None) -> int:
     minutes = (time.time() - started) / 60
     text = '\n'.join([
         '# SceneSeg INT8 on the synthetic validation images (upstream mIoU, %, pooled)', '',
-        markdown(rows), '', '| model | class average, % of float |', '|---|---:|',
+        markdown_table(rows, KEYS), '', '| model | class average, % of float |', '|---|---:|',
         *[f"| {r['model']} | {r['pct_of_float']:.2f} |" for r in rows], '',
         open(osp.join(bench_dir, 'benchmark.md')).read(), f'Total time: {minutes:.1f} min', ''
     ])

@@ -1,0 +1,50 @@
+"""What the demo scripts share: step banners, training a config, result tables."""
+import os.path as osp
+from typing import Optional, Sequence
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+
+def step(message: str):
+    print(f'\n==> {message}', flush=True)
+
+
+def train(config: str,
+          work_dir: str,
+          load_from: Optional[str] = None,
+          epochs: Optional[int] = None,
+          lr: Optional[float] = None,
+          with_qat: bool = True,
+          log_level: Optional[str] = None) -> Runner:
+    """Train ``config`` in ``work_dir``; ``epochs`` also sets the validation interval, ``lr`` the
+    optimizer's learning rate, ``with_qat=False`` drops its QATHook (a float control run)."""
+    cfg = Config.fromfile(config)
+    cfg.work_dir = work_dir
+    cfg.load_from = load_from
+    if epochs is not None:
+        cfg.train_cfg.max_epochs = epochs
+        cfg.train_cfg.val_interval = epochs
+    if lr is not None:
+        cfg.optim_wrapper.optimizer.lr = lr
+    if not with_qat:
+        cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] != 'QATHook']
+    if log_level is not None:
+        cfg.log_level = log_level
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def train_float(config: str, demo_work_dir: str) -> str:
+    """Train the float model of ``config`` in ``demo_work_dir/float_training``; returns the last
+    epoch's checkpoint."""
+    runner = train(config, osp.join(demo_work_dir, 'float_training'))
+    return osp.join(runner.work_dir, f'epoch_{runner.max_epochs}.pth')
+
+
+def markdown_table(rows: Sequence[dict], keys: Sequence[str]) -> str:
+    """Rows ``{'model': name, key: value, ...}`` as a Markdown table of ``keys`` (2 decimals)."""
+    lines = ['| model | ' + ' | '.join(keys) + ' |', '|---|' + '---:|' * len(keys)]
+    lines += [f"| {r['model']} | " + ' | '.join(f'{r[k]:.2f}' for k in keys) + ' |' for r in rows]
+    return '\n'.join(lines)
