@@ -23,10 +23,10 @@ from deployment import OnnxRuntimeModel
 from deployment.profiling import PeakMemory, latency_stats
 from deployment.verify import compare_arrays, file_size, write_text_files
 from quantization import load_model_checkpoint
-from .data.layout import CLASSES
+from .data.layout import BACKGROUND, CLASSES, FOREGROUND, ROAD
 
 #: colours of the three classes in the prediction PNGs
-CLASS_COLOURS = np.array([(61, 93, 255), (255, 28, 145), (0, 255, 220)], np.uint8)
+CLASS_COLOURS = np.array([BACKGROUND, FOREGROUND, ROAD], np.uint8)
 MIOU_KEYS = ('class_average', 'overall', 'background', 'foreground', 'road', 'dataset_level_mIoU')
 
 

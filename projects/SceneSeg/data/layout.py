@@ -10,17 +10,16 @@ import numpy as np
 
 CLASSES = ('background', 'foreground', 'road')
 IGNORE_INDEX = 255  # mask pixels of a colour outside COLOUR_TO_CLASS
+#: mask colours (RGB): sky, background objects, road-edge delimiter, unlabelled (class 0);
+#: vulnerable living, small / large mobile vehicle, foreground objects (class 1); road (class 2)
+SKY, BACKGROUND, DELIMITER, UNLABELLED = (61, 184, 255), (61, 93, 255), (216, 255, 61), (0, 0, 0)
+PERSON, SMALL_VEHICLE, LARGE_VEHICLE = (255, 61, 61), (255, 190, 61), (255, 116, 61)
+FOREGROUND, ROAD = (255, 28, 145), (0, 255, 220)
 #: RGB colour code of the masks -> class index
 COLOUR_TO_CLASS: Dict[Tuple[int, int, int], int] = {
-    (61, 184, 255): 0,  # sky
-    (61, 93, 255): 0,  # background objects
-    (216, 255, 61): 0,  # road-edge delimiter
-    (0, 0, 0): 0,  # unlabelled
-    (255, 61, 61): 1,  # vulnerable living
-    (255, 190, 61): 1,  # small mobile vehicle
-    (255, 116, 61): 1,  # large mobile vehicle
-    (255, 28, 145): 1,  # foreground objects
-    (0, 255, 220): 2,  # road
+    **dict.fromkeys((SKY, BACKGROUND, DELIMITER, UNLABELLED), 0),
+    **dict.fromkeys((PERSON, SMALL_VEHICLE, LARGE_VEHICLE, FOREGROUND), 1),
+    ROAD: 2,
 }
 Box = Tuple[int, int, int, int]
 #: region of interest cropped before the resize (PIL box: left, top, right, bottom)
@@ -41,8 +40,9 @@ def encode_colours(rgb: np.ndarray) -> np.ndarray:
 
 
 _CODES = np.array([(r << 16) | (g << 8) | b for r, g, b in COLOUR_TO_CLASS], np.int64)
-_CODE_CLASSES = np.array(list(COLOUR_TO_CLASS.values()), np.uint8)
 _ORDER = np.argsort(_CODES)
+_SORTED_CODES = _CODES[_ORDER]
+_SORTED_CLASSES = np.array(list(COLOUR_TO_CLASS.values()), np.uint8)[_ORDER]
 
 
 def colours_to_classes(rgb: np.ndarray) -> Tuple[np.ndarray, int]:
@@ -51,10 +51,9 @@ def colours_to_classes(rgb: np.ndarray) -> Tuple[np.ndarray, int]:
     Unknown colours become :data:`IGNORE_INDEX`.
     """
     codes = encode_colours(rgb)
-    sorted_codes = _CODES[_ORDER]
-    position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
-    known = sorted_codes[position] == codes
-    classes = np.where(known, _CODE_CLASSES[_ORDER][position], IGNORE_INDEX).astype(np.uint8)
+    position = np.clip(np.searchsorted(_SORTED_CODES, codes), 0, len(_SORTED_CODES) - 1)
+    known = _SORTED_CODES[position] == codes
+    classes = np.where(known, _SORTED_CLASSES[position], IGNORE_INDEX).astype(np.uint8)
     return classes, int((~known).sum())
 
 

@@ -15,11 +15,8 @@ from typing import Dict, Tuple
 import numpy as np
 from PIL import Image
 
-from .layout import DATASET_CROPS
-
-SKY, BACKGROUND, DELIMITER, UNLABELLED = (61, 184, 255), (61, 93, 255), (216, 255, 61), (0, 0, 0)
-PERSON, SMALL_VEHICLE, LARGE_VEHICLE, ROAD = (255, 61, 61), (255, 190, 61), (255, 116, 61), (0, 255,
-                                                                                             220)
+from .layout import (BACKGROUND, DATASET_CROPS, DELIMITER, LARGE_VEHICLE, PERSON, ROAD, SKY,
+                     SMALL_VEHICLE, UNLABELLED)
 
 
 @dataclass(frozen=True)
