@@ -1,12 +1,13 @@
 """Export a (quantized) torch model to ONNX, atomically."""
 import logging
-import os
 import warnings
 from typing import Optional, Sequence, Tuple
 
 import onnx
 import torch
 from torch import nn
+
+from quantization.fileio import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +64,18 @@ def export_onnx(model: nn.Module,
     """
     if opset_version < 13:
         raise ValueError(f'opset {opset_version} has no per-channel DequantizeLinear; use >= 13')
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp_path = f'{path}.tmp.onnx'
     was_training = model.training
     model.eval()
     try:
-        _torch_export(model, args, tmp_path, dynamo, opset_version, input_names, output_names,
-                      dynamic_axes)
-        if dynamo and _opset_of(tmp_path) != opset_version:
-            logger.info('the dynamo exporter could not write opset %d; using the legacy exporter',
-                        opset_version)
-            _torch_export(model, args, tmp_path, False, opset_version, input_names, output_names,
-                          dynamic_axes)
-        onnx.checker.check_model(onnx.load(tmp_path))
-        os.replace(tmp_path, path)
+        with atomic_output(path, '.onnx') as tmp_path:
+            _torch_export(model, args, tmp_path, dynamo, opset_version, input_names,
+                          output_names, dynamic_axes)
+            if dynamo and _opset_of(tmp_path) != opset_version:
+                logger.info('the dynamo exporter could not write opset %d; using the legacy '
+                            'exporter', opset_version)
+                _torch_export(model, args, tmp_path, False, opset_version, input_names,
+                              output_names, dynamic_axes)
+            onnx.checker.check_model(onnx.load(tmp_path))
     finally:
         model.train(was_training)
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
     return path

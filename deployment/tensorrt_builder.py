@@ -9,6 +9,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from quantization.fileio import write_bytes_atomic
+
 #: profile: {input name: (min shape, opt shape, max shape)}
 Profile = Dict[str, Sequence[Sequence[int]]]
 
@@ -88,14 +90,7 @@ def build_engine(onnx_path: str,
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f'TensorRT could not build an engine from {onnx_path} (see its log)')
-    tmp_path = f'{engine_path}.tmp'
-    try:
-        with open(tmp_path, 'wb') as engine_file:
-            engine_file.write(bytes(serialized))
-        os.replace(tmp_path, engine_path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    write_bytes_atomic(engine_path, bytes(serialized))
     return engine_path
 
 

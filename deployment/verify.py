@@ -5,6 +5,8 @@ from typing import Callable, Dict, Iterable, List
 
 import numpy as np
 
+from quantization.fileio import write_text_atomic
+
 Outputs = Dict[str, np.ndarray]
 
 
@@ -106,9 +108,7 @@ def write_text_files(work_dir: str, texts: Dict[str, str]) -> List[str]:
     paths = []
     for name, text in texts.items():
         path = os.path.join(work_dir, name)
-        with open(f'{path}.tmp', 'w') as output:
-            output.write(text)
-        os.replace(f'{path}.tmp', path)
+        write_text_atomic(path, text)
         paths.append(path)
     return paths
 

@@ -10,6 +10,8 @@ let a malicious checkpoint run code).
 """
 import codecs
 import os
+import pickle
+import re
 from typing import Optional
 
 import numpy as np
@@ -18,6 +20,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import save_checkpoint
 from torch import nn
 
+from .errors import error_line
+from .fileio import atomic_output
 from .recipe import QuantRecipe
 from .tensor_quantizer import TensorQuantizer
 
@@ -45,6 +49,10 @@ MMENGINE_CHECKPOINT_GLOBALS = [
 ]
 
 
+#: How torch's weights_only unpickler names the global it refused.
+_REFUSED_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+
+
 def allow_mmengine_checkpoint_globals():
     """Let ``torch.load(weights_only=True)`` read MMEngine checkpoints (idempotent)."""
     torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
@@ -56,9 +64,18 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
         raise FileNotFoundError(f'checkpoint {path} does not exist')
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # corrupt file, or a class outside the allow-list
+    except pickle.UnpicklingError as err:
+        refused = _REFUSED_GLOBAL.search(str(err))
+        if refused is None:
+            raise ValueError(f'cannot load checkpoint {path}: not a readable checkpoint '
+                             f'({error_line(err)[:200]})') from err
+        raise ValueError(
+            f'refused to load checkpoint {path}: it holds {refused.group(1)}, which is not on '
+            'the weights_only allow-list (quantization/checkpoint.py), so it could run code on '
+            'load; re-save its state_dict from a trusted environment') from err
+    except Exception as err:  # truncated or not a torch file at all
         raise ValueError(f'cannot load checkpoint {path}: {type(err).__name__}: '
-                         f'{str(err).splitlines()[0]}') from err
+                         f'{error_line(err)[:200]}') from err
     if not isinstance(checkpoint, dict):
         raise ValueError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a dict')
     return checkpoint
@@ -115,7 +132,8 @@ def save_quantized_checkpoint(model: nn.Module,
                               recipe: QuantRecipe,
                               meta: Optional[dict] = None):
     """Save ``model`` (quantized with ``recipe``) with MMEngine's ``save_checkpoint``, atomically:
-    written to ``path.tmp`` and renamed when complete; a failed save leaves neither file."""
+    written to ``path.tmp`` and renamed when complete; a failed save leaves neither file (an
+    OSError becomes :class:`~quantization.fileio.OutputError` naming ``path`` and why)."""
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     checkpoint = {
         'meta': {
@@ -123,14 +141,8 @@ def save_quantized_checkpoint(model: nn.Module,
         },
         'state_dict': state_dict
     }
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp_path = f'{path}.tmp'
-    try:
+    with atomic_output(path) as tmp_path:
         save_checkpoint(checkpoint, tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
 
 
 def load_quantized_checkpoint(model: nn.Module, path: str, map_location='cpu') -> QuantRecipe:

@@ -5,13 +5,13 @@ model must be calibrated; quantizer enable flags are restored after every analys
 """
 import csv
 import logging
-import os
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional, Sequence
 
 from torch import nn
 from tqdm import tqdm
 
+from .fileio import atomic_output
 from .toggle import (enabled_state, quant_layer_names, restore_enabled_state, set_all_quantizers)
 
 logger = logging.getLogger(__name__)
@@ -120,13 +120,11 @@ def greedy_skip_search(model: nn.Module, evaluate: Evaluate, ranking: Sequence[s
 
 def save_sensitivity_csv(report: SensitivityReport, path: str):
     """CSV with one row per layer (most sensitive first); written atomically."""
-    tmp_path = f'{path}.tmp'
-    with open(tmp_path, 'w', newline='') as csv_file:
+    with atomic_output(path) as tmp_path, open(tmp_path, 'w', newline='') as csv_file:
         writer = csv.DictWriter(csv_file, fieldnames=['rank', *LayerSensitivity.__annotations__])
         writer.writeheader()
         for rank, row in enumerate(report.layers, 1):
             writer.writerow({'rank': rank, **asdict(row)})
-    os.replace(tmp_path, path)
 
 
 def plot_sensitivity(report: SensitivityReport,
@@ -156,7 +154,8 @@ def plot_sensitivity(report: SensitivityReport,
                  f'all INT8 {report.quant_metric:.4f})')
     ax.legend(loc='best', fontsize=8, framealpha=0.6)
     fig.tight_layout()
-    tmp_path = f'{path}.tmp.png'
-    fig.savefig(tmp_path, dpi=110)
-    plt.close(fig)
-    os.replace(tmp_path, path)
+    try:
+        with atomic_output(path, '.png') as tmp_path:
+            fig.savefig(tmp_path, dpi=110)
+    finally:
+        plt.close(fig)

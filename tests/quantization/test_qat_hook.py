@@ -1,6 +1,7 @@
 """QATHook inside a real MMEngine Runner on DemoNet (a few seconds of CPU training)."""
 import os
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -139,8 +140,13 @@ class Payload:
 def test_checkpoint_loading_refuses_unknown_classes_and_reports_files(tmp_path):
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': {'x': Payload()}}, evil)
-    with pytest.raises(ValueError, match='cannot load checkpoint .*evil.pth'):
+    with pytest.raises(ValueError) as refused:
         load_checkpoint_file(str(evil))
+    message = str(refused.value)
+    assert re.match(r'refused to load checkpoint .*evil.pth: it holds posix.system, which is not '
+                    'on the weights_only allow-list', message), message
+    assert 'weights_only=False' not in message and '\x1b' not in message
+    assert '\n' not in message
     corrupt = tmp_path / 'corrupt.pth'
     corrupt.write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='cannot load checkpoint .*corrupt.pth'):
