@@ -24,6 +24,7 @@ from torch import nn
 
 from quantization import (build_recipe, load_model_checkpoint, quantize_and_calibrate,
                           save_quantized_checkpoint)
+from quantization.fileio import atomic_output, check_output_dir
 from quantization.toggle import enabled_state, restore_enabled_state, set_all_quantizers
 from .exporters import GraphSpec, build_exporter
 from .graph_passes import clean_up_onnx
@@ -140,8 +141,8 @@ class DeployPipeline:
             del placed.opset_import[:]
             placed.opset_import.extend(opsets.values())
             onnx.checker.check_model(placed)
-            onnx.save(placed, f'{path}.tmp.onnx')
-            os.replace(f'{path}.tmp.onnx', path)
+            with atomic_output(path, '.onnx') as tmp_path:
+                onnx.save(placed, tmp_path)
         self.report['artifacts'][name] = {'path': path, 'size_bytes': file_size(path)}
         return path
 
@@ -265,12 +266,13 @@ class DeployPipeline:
     def run(self) -> dict:
         if 'tensorrt' in self.deploy_cfg.targets and self.deploy_cfg.tensorrt.build == 'require':
             import_tensorrt()  # fail before any work when the engine cannot be built
-        os.makedirs(self.work_dir, exist_ok=True)
+        check_output_dir(self.work_dir, '--work-dir')
         logger.info('[1/5] building %s from %s', self.report['model'], self.checkpoint)
         model = self.build_model()
         snapshot = enabled_state(model)  # a quantized checkpoint's skip list stays as it is
         set_all_quantizers(model, False)
         batches = self.verification_batches(model)
+        os.makedirs(self.work_dir, exist_ok=True)  # inputs checked: the first artifact follows
         example = {
             graph: {
                 n: torch.from_numpy(a)

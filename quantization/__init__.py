@@ -15,13 +15,16 @@ from .descriptor import (QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL,
                          QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW, QUANT_DESC_8BIT_PER_TENSOR,
                          QUANT_DESC_8BIT_PER_TENSOR_MAX, QuantDescriptor)
 from .fusion import find_bn_pairs, find_relu_pairs, fold_bn, fuse_bn, fuse_relu
-from .hooks import QATHook
+from .errors import UserError
+from .fileio import OutputError, atomic_output
+from .hooks import AtomicCheckpointHook, EpochSeedHook, QATHook
 from .evaluation import evaluate_model
 from .nn import (Add, Concat, Mul, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d,
                  QuantLinear, QuantMul)
 from .ptq import quantize_and_calibrate
 from .recipe import MODEL_PREPARATIONS, RECIPE_BUILDERS, QuantRecipe, build_recipe
 from .replace import quantize_model
+from .resume import last_complete_checkpoint, resolve_start
 from .sensitivity import (greedy_skip_search, layer_sensitivity, plot_sensitivity,
                           save_sensitivity_csv)
 from .tensor_quantizer import TensorQuantizer
@@ -35,7 +38,9 @@ __all__ = [
     'QuantAdd', 'QuantConcat', 'QuantMul', 'Add', 'Concat', 'Mul', 'quantize_model', 'fold_bn',
     'fuse_bn', 'find_bn_pairs', 'fuse_relu', 'find_relu_pairs', 'disable_quantizers',
     'enable_quantizers', 'named_quantizers', 'quant_layer_names', 'layer_sensitivity',
-    'greedy_skip_search', 'save_sensitivity_csv', 'plot_sensitivity', 'QATHook', 'QuantRecipe',
+    'greedy_skip_search', 'save_sensitivity_csv', 'plot_sensitivity', 'QATHook',
+    'AtomicCheckpointHook', 'EpochSeedHook', 'last_complete_checkpoint', 'resolve_start',
+    'atomic_output', 'OutputError', 'UserError', 'QuantRecipe',
     'MODEL_PREPARATIONS', 'RECIPE_BUILDERS', 'build_recipe', 'evaluate_model',
     'quantize_and_calibrate', 'save_quantized_checkpoint', 'load_quantized_checkpoint',
     'load_model_checkpoint', 'load_state_dict_strict', 'load_checkpoint_file',

@@ -88,6 +88,9 @@ class CalibrationManager:
             self.model.train(was_training)
         if seen == 0:
             raise ValueError('calibration saw 0 batches: the calibration data is empty')
+        if seen < num_batches:
+            logger.warning('calibration asked for %d batches but the data holds %d; '
+                           'calibrated on %d', num_batches, seen, seen)
         logger.info('collected calibration statistics over %d batches', seen)
         return seen
 

@@ -2,13 +2,11 @@
 
 A model plugs in with a :class:`ModelAdapter` (how to check the config builds the right model,
 its recipe, the metric to report); ``tools/centerpoint_quantization.py`` is such a thin wrapper.
-Bad input ends with one ``error: ...`` line and exit code 2.
+Bad input ends with one ``error: ...`` line and exit code 2, found before any heavy work (config,
+checkpoint, skip patterns, data folders and output paths are checked first).
 """
-import argparse
 import copy
-import os
 import os.path as osp
-import sys
 from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Dict, List, Optional, Sequence
@@ -22,11 +20,16 @@ from torch import nn
 from .calibration import CalibrationManager
 from .checkpoint import load_checkpoint_file, load_state_dict_strict, save_quantized_checkpoint
 from .descriptor import AMAX_METHODS
+from .errors import ToolArgumentParser, UserError, run_tool
 from .evaluation import evaluate_model
+from .fileio import check_output_dir, check_output_file
 from .ptq import quantize_and_calibrate
 from .recipe import QuantRecipe
+from .resume import resolve_start
 from .sensitivity import (greedy_skip_search, layer_sensitivity, plot_sensitivity,
                           save_sensitivity_csv)
+from .toggle import match_quantizers
+from .user_input import check_input_file, read_config
 
 
 @dataclass
@@ -53,12 +56,8 @@ class ModelAdapter:
     table_prefix: str = ''  # result tables show the metric keys that start with it
 
 
-class CliError(Exception):
-    """A user mistake, reported as one line."""
-
-
-def _parser(adapter: ModelAdapter) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=f'{adapter.name} INT8 quantization')
+def _parser(adapter: ModelAdapter) -> ToolArgumentParser:
+    parser = ToolArgumentParser(description=f'{adapter.name} INT8 quantization')
     verbs = parser.add_subparsers(dest='verb', required=True)
     for verb, help_text in (('ptq', 'calibrate and save a quantized checkpoint'),
                             ('sensitivity', 'per-layer sensitivity and a skip list'),
@@ -77,11 +76,12 @@ def _parser(adapter: ModelAdapter) -> argparse.ArgumentParser:
                 '(OUT with _<method> before the extension)')
         else:
             sub.add_argument('--method', choices=AMAX_METHODS, default=adapter.default_method)
-        sub.add_argument(
-            '--skip-layers',
-            nargs='*',
-            default=None,
-            help='layer patterns left in float (default: the recipe\'s list)')
+        if verb != 'sensitivity':  # sensitivity analyses every layer
+            sub.add_argument(
+                '--skip-layers',
+                nargs='*',
+                default=None,
+                help='layer patterns left in float (default: the recipe\'s list)')
         sub.add_argument('--calib-split', choices=['train', 'val'], default='train')
         sub.add_argument('--output', required=True)
         if verb == 'sensitivity':
@@ -111,43 +111,80 @@ def _parser(adapter: ModelAdapter) -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args, adapter: ModelAdapter):
-    for kind, path in (('config', args.config), ('checkpoint', args.checkpoint)):
-        if not osp.isfile(path):
-            raise CliError(f'{kind} {path} does not exist')
-    if args.calibrate_batches <= 0:
-        raise CliError(f'--calibrate-batches must be at least 1, got {args.calibrate_batches}')
+@dataclass
+class _Inputs:
+    """What every verb needs, checked before heavy work: the config, the float model with its
+    weights, the recipe and the calibration / test loaders (their datasets already read)."""
+    cfg: Config
+    model: nn.Module
+    recipe: QuantRecipe
+    calib_loader: object
+    test_loader: object
+
+
+def _check_numbers(args):
+    for option in ('calibrate_batches', 'eval_batches', 'epochs'):
+        value = getattr(args, option, None)
+        if value is not None and value <= 0:
+            raise UserError(f'--{option.replace("_", "-")} must be at least 1, got {value}')
+
+
+def _check_outputs(args, methods: Sequence[str] = ()):
+    if args.verb == 'qat':
+        check_output_dir(args.output, '--output')
+    elif args.verb == 'sensitivity':
+        check_output_file(args.output, '--output')
+        check_output_file(osp.splitext(args.output)[0] + '.png', '--output')
+    else:
+        for method in methods:
+            check_output_file(method_output(args.output, method, methods), '--output')
+
+
+def _check_patterns(model: nn.Module, recipe: QuantRecipe, layer_patterns: Sequence[str]):
+    """Apply ``recipe`` to a copy of ``model``: unknown ``--skip-layers`` / ``--layers`` patterns
+    are reported now, not after the float evaluation."""
+    probe = copy.deepcopy(model)
     try:
-        cfg = Config.fromfile(args.config)
-    except Exception as err:
-        raise CliError(f'cannot read config {args.config}: {err}') from err
+        recipe.apply(probe)
+        if layer_patterns:
+            match_quantizers(probe, layer_patterns)
+    except KeyError as err:
+        raise UserError(f'--skip-layers / --layers: {err.args[0]}') from err
+
+
+def _load(args, adapter: ModelAdapter, default_skip: Sequence[str], methods=()) -> _Inputs:
+    _check_numbers(args)
+    cfg = read_config(args.config, 'config', required=('model', ))
+    check_input_file(args.checkpoint, 'checkpoint')
+    _check_outputs(args, methods)
     if cfg.get('default_scope'):
         init_default_scope(cfg.default_scope)
-    if 'model' not in cfg:
-        raise CliError(f'config {args.config} has no model')
     model = MODELS.build(cfg.model)
     adapter.check_model(model, f'config {args.config}')
     checkpoint = load_checkpoint_file(args.checkpoint)
     if checkpoint.get('meta', {}).get('quantization'):
-        raise CliError(f'{args.checkpoint} is already quantized; pass the float checkpoint')
+        raise UserError(f'{args.checkpoint} is already quantized; pass the float checkpoint')
     load_state_dict_strict(model, checkpoint.get('state_dict', checkpoint), args.checkpoint)
-    return cfg, model.eval()
-
-
-def _evaluate(cfg: Config, model: nn.Module) -> Dict[str, float]:
-    loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
-    return evaluate_model(model, loader, cfg.test_evaluator, progress=True)
-
-
-def _calibrated(cfg, model, args, adapter, skip_layers, method: str) -> QuantRecipe:
-    """Apply the recipe, collect calibration statistics, load amax by ``method``."""
-    recipe = adapter.make_recipe(model, skip_layers)
+    recipe = adapter.make_recipe(model, _skip(args, default_skip))
+    _check_patterns(model, recipe, getattr(args, 'layers', None) or ())
     loader_key = 'train_dataloader' if args.calib_split == 'train' else 'val_dataloader'
+    calib_loader = Runner.build_dataloader(cfg[loader_key], seed=0)
+    test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    return _Inputs(cfg, model.eval(), recipe, calib_loader, test_loader)
+
+
+def _evaluate(inputs: _Inputs, model: nn.Module) -> Dict[str, float]:
+    return evaluate_model(model, inputs.test_loader, inputs.cfg.test_evaluator, progress=True)
+
+
+def _calibrated(inputs: _Inputs, args, method: str) -> int:
+    """Apply the recipe, collect calibration statistics, load amax by ``method``; returns the
+    calibration batches actually seen."""
     set_random_seed(0)  # the same augmented calibration batches in every run
-    loader = Runner.build_dataloader(cfg[loader_key], seed=0)
-    counts = quantize_and_calibrate(model, recipe, loader, args.calibrate_batches, method)
+    counts = quantize_and_calibrate(inputs.model, inputs.recipe, inputs.calib_loader,
+                                    args.calibrate_batches, method)
     print(f'recipe applied: {counts}')
-    return recipe
+    return counts['batches']
 
 
 def _table(rows: List[tuple], keys: Sequence[str]) -> str:
@@ -168,7 +205,8 @@ def _table_keys(metrics: dict, adapter: ModelAdapter) -> List[str]:
 
 
 def _skip(args, adapter_default: Sequence[str]) -> Sequence[str]:
-    return adapter_default if args.skip_layers is None else args.skip_layers
+    skip_layers = getattr(args, 'skip_layers', None)
+    return adapter_default if skip_layers is None else skip_layers
 
 
 def method_output(output: str, method: str, methods: Sequence[str]) -> str:
@@ -181,25 +219,26 @@ def method_output(output: str, method: str, methods: Sequence[str]) -> str:
 
 def run_ptq(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> List[tuple]:
     """Float and PTQ metrics, ``[(row name, metrics), ...]``; one checkpoint per method."""
-    cfg, model = _load(args, adapter)
-    float_metrics = _evaluate(cfg, model)
     methods = list(dict.fromkeys(args.method))
-    recipe = _calibrated(cfg, model, args, adapter, _skip(args, default_skip), methods[0])
+    inputs = _load(args, adapter, default_skip, methods)
+    model = inputs.model
+    float_metrics = _evaluate(inputs, model)
+    seen = _calibrated(inputs, args, methods[0])
     rows = [('float', float_metrics)]
     manager = CalibrationManager(model, progress=False) if len(methods) > 1 else None
     for method in methods:
         if manager is not None and method != methods[0]:
             manager.compute_amax(method)  # the histograms of the one calibration pass
-        rows.append((f'PTQ ({method})', _evaluate(cfg, model)))
+        rows.append((f'PTQ ({method})', _evaluate(inputs, model)))
         output = method_output(args.output, method, methods)
         save_quantized_checkpoint(
             model,
             output,
-            recipe,
+            inputs.recipe,
             meta={
-                'calib_method': method,
                 'float_checkpoint': args.checkpoint,
-                'calibrate_batches': args.calibrate_batches
+                'calibration': dict(batches=seen, requested=args.calibrate_batches,
+                                    method=method, split=args.calib_split)
             })
         print(f'saved {output}')
     keys = _table_keys(float_metrics, adapter)
@@ -209,11 +248,9 @@ def run_ptq(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> List[tu
 
 def run_sensitivity(args, adapter: ModelAdapter, default_skip: Sequence[str]):
     """Per-layer report (CSV + PNG) and the greedy skip list; returns both."""
-    cfg, model = _load(args, adapter)
-    if args.eval_batches is not None and args.eval_batches <= 0:
-        raise CliError(f'--eval-batches must be at least 1, got {args.eval_batches}')
-    _calibrated(cfg, model, args, adapter, [], args.method)
-    loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    inputs = _load(args, adapter, ())
+    cfg, model, loader = inputs.cfg, inputs.model, inputs.test_loader
+    _calibrated(inputs, args, args.method)
     batches = list(islice(loader, args.eval_batches)) if args.eval_batches else loader
     num_samples = sum(len(b['data_samples']) for b in batches) if args.eval_batches else None
 
@@ -224,7 +261,6 @@ def run_sensitivity(args, adapter: ModelAdapter, default_skip: Sequence[str]):
 
     layers = None
     if args.layers:
-        from .toggle import match_quantizers
         layers = sorted({name.rpartition('.')[0] for name in match_quantizers(model, args.layers)})
     report = layer_sensitivity(model, metric, layers)
     save_sensitivity_csv(report, args.output)
@@ -247,12 +283,13 @@ def run_sensitivity(args, adapter: ModelAdapter, default_skip: Sequence[str]):
 
 def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> dict:
     """QAT with QATHook in an MMEngine Runner; returns the final validation metrics."""
-    cfg, model = _load(args, adapter)
-    recipe = adapter.make_recipe(model, _skip(args, default_skip))
+    inputs = _load(args, adapter, default_skip)
+    cfg, recipe = inputs.cfg, inputs.recipe
     qat_cfg = copy.deepcopy(cfg)
     qat_cfg.work_dir = args.output
-    qat_cfg.load_from = None if args.resume else args.checkpoint
-    qat_cfg.resume = args.resume
+    start = resolve_start(args.output, args.resume, args.checkpoint)
+    start.apply(qat_cfg)
+    print(f'QAT: {start.message}', flush=True)
     qat_cfg.train_cfg.max_epochs = args.epochs
     # evaluated below as PTQ is, not by the runner
     qat_cfg.val_dataloader = qat_cfg.val_cfg = qat_cfg.val_evaluator = None
@@ -267,13 +304,14 @@ def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> dict:
     base_lr = qat_cfg.optim_wrapper.optimizer.lr
     lr = args.lr if args.lr is not None else base_lr / 10
     if adapter.qat_optimizer is not None:
-        iters_per_epoch = len(Runner.build_dataloader(qat_cfg.train_dataloader, seed=0))
+        iters_per_epoch = len(Runner.build_dataloader(qat_cfg.train_dataloader, seed=0)
+                              if args.calib_split == 'val' else inputs.calib_loader)
         adapter.qat_optimizer(qat_cfg, lr, args.epochs, iters_per_epoch)
     else:
         qat_cfg.optim_wrapper.optimizer.lr = lr
     runner = Runner.from_cfg(qat_cfg)
     runner.train()
-    metrics = _evaluate(cfg, runner.model)
+    metrics = _evaluate(inputs, runner.model)
     print(
         _table([(f'QAT ({args.epochs} epochs, lr {lr:g})', metrics)], _table_keys(metrics,
                                                                                   adapter)))
@@ -283,10 +321,9 @@ def run_qat(args, adapter: ModelAdapter, default_skip: Sequence[str]) -> dict:
 
 def run(argv: Optional[Sequence[str]], adapter: ModelAdapter, default_skip: Sequence[str] = ()):
     """Parse ``argv`` and run its verb; returns the verb's result (for scripts such as demos).
-    Bad input raises :class:`CliError`, ``FileNotFoundError``, ``KeyError`` or ``ValueError``."""
+    Bad input raises :class:`~quantization.errors.UserError`, ``OSError``, ``KeyError`` or
+    ``ValueError`` before any heavy work; output folders are created only when written."""
     args = _parser(adapter).parse_args(argv)
-    if args.output and osp.dirname(args.output):
-        os.makedirs(osp.dirname(args.output), exist_ok=True)
     verbs = {'ptq': run_ptq, 'sensitivity': run_sensitivity, 'qat': run_qat}
     return verbs[args.verb](args, adapter, default_skip)
 
@@ -294,16 +331,8 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter, default_skip: Sequ
 def main(argv: Optional[Sequence[str]], adapter: ModelAdapter,
          default_skip: Sequence[str] = ()) -> int:
     """:func:`run` as a command: bad input ends with one ``error:`` line and exit code 2."""
-    try:
+
+    def command():
         run(argv, adapter, default_skip)
-    except (CliError, FileNotFoundError, KeyError, ValueError) as err:
-        return print_error(err)
-    return 0
 
-
-def print_error(err: Exception) -> int:
-    """Print ``err`` as one ``error:`` line on stderr (a KeyError without its quotes); returns the
-    exit code for bad input, 2. The command-line tools end on it."""
-    message = err.args[0] if isinstance(err, KeyError) and err.args else err
-    print(f'error: {message}', file=sys.stderr)
-    return 2
+    return run_tool(command)

@@ -10,7 +10,6 @@
 
     python tools/centerpoint_demo.py [--work-dir work_dirs/centerpoint_demo] [--train]
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -31,6 +30,8 @@ from projects.CenterPoint.visualize import plot_bev  # noqa: E402
 from quantization import load_model_checkpoint  # noqa: E402
 from quantization.cli import run as run_cli  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
+from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from quantization.fileio import check_output_dir  # noqa: E402
 from tools.demo_utils import markdown_table, step, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 
@@ -97,8 +98,8 @@ def plot_predictions(cfg: Config,
     return paths
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/centerpoint_demo')
     parser.add_argument(
         '--train', action='store_true', help='train the float model instead of the shipped one')
@@ -114,6 +115,15 @@ def main(argv=None) -> int:
         default=None,
         help='validation batches each sensitivity variant is scored on (default: all)')
     args = parser.parse_args(argv)
+    for option in ('calibrate_batches', 'qat_epochs'):
+        if getattr(args, option) < 1:
+            parser.error(f'--{option.replace("_", "-")} must be at least 1, '
+                         f'got {getattr(args, option)}')
+    return args
+
+
+def demo(args):
+    check_output_dir(args.work_dir, '--work-dir')
     started = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
     cfg = Config.fromfile(CONFIG)
@@ -192,6 +202,11 @@ def main(argv=None) -> int:
     print('\n' + text)
     print(f'written: {osp.join(args.work_dir, "results.md")}, BEV plots {plots}')
     return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run_tool(lambda: demo(args))
 
 
 if __name__ == '__main__':

@@ -4,17 +4,18 @@
                                              [--train 400] [--val 50] [--seed 0]
                                              [--extent 24]
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from projects.CenterPoint.data.synthetic_lidar import SceneConfig, write_dataset  # noqa: E402
+from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from quantization.fileio import check_output_dir  # noqa: E402
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--root', default='work_dirs/data/synthetic_lidar')
     parser.add_argument('--train', type=int, default=400)
     parser.add_argument('--val', type=int, default=50)
@@ -23,15 +24,20 @@ def main(argv=None):
         '--extent', type=float, default=SceneConfig.extent, help='objects within |x|, |y| < m')
     args = parser.parse_args(argv)
     if args.train < 1 or args.val < 1:
-        sys.exit('error: --train and --val need at least one scene each')
+        parser.error('--train and --val need at least one scene each')
     if args.extent <= 15:
-        sys.exit(f'error: --extent {args.extent} m leaves no room for walls (placed beyond 15 m)')
-    for split, path in write_dataset(args.root, {
-            'train': args.train,
-            'val': args.val
-    }, args.seed, SceneConfig(extent=args.extent)).items():
-        print(f'{split}: {path}')
+        parser.error(f'--extent {args.extent} m leaves no room for walls (placed beyond 15 m)')
+
+    def generate():
+        check_output_dir(args.root, '--root')
+        for split, path in write_dataset(args.root, {
+                'train': args.train,
+                'val': args.val
+        }, args.seed, SceneConfig(extent=args.extent)).items():
+            print(f'{split}: {path}')
+
+    return run_tool(generate)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -8,7 +8,6 @@ results.json, results.md, sensitivity.csv and sensitivity.png into the work dir.
 
     python tools/quantize_demo.py [--work-dir work_dirs/demo] [--calib-batches 16]
 """
-import argparse
 import json
 import logging
 import os
@@ -27,6 +26,9 @@ from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
 from quantization import (  # noqa: E402
     QuantRecipe, evaluate_model, greedy_skip_search, layer_sensitivity, load_checkpoint_file,
     load_state_dict_strict, plot_sensitivity, quantize_and_calibrate, save_sensitivity_csv)
+from deployment.verify import write_text_files  # noqa: E402
+from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from quantization.fileio import check_output_dir  # noqa: E402
 from tools.demo_utils import step, train  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -73,8 +75,8 @@ def markdown_table(rows: list) -> str:
     return '\n'.join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description='INT8 quantization demo on generated data')
+def parse_args(argv=None):
+    parser = ToolArgumentParser(description='INT8 quantization demo on generated data')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--calib-batches', type=int, default=16)
     parser.add_argument(
@@ -83,6 +85,13 @@ def main(argv=None):
         default=0.3,
         help='accuracy points the greedy skip search may lose against float')
     args = parser.parse_args(argv)
+    if args.calib_batches < 1:
+        parser.error(f'--calib-batches must be at least 1, got {args.calib_batches}')
+    return args
+
+
+def demo(args):
+    check_output_dir(args.work_dir, '--work-dir')
     logging.getLogger('quantization').setLevel(logging.WARNING)
     os.makedirs(args.work_dir, exist_ok=True)
     started = time.time()
@@ -172,22 +181,29 @@ def main(argv=None):
             f'max |ONNX - PyTorch| logit {(onnx_logits - qat_logits).abs().max():.2e}'))
 
     table = markdown_table(rows)
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as json_file:
-        json.dump(
-            {
-                'rows': rows,
-                'sensitivity_top10': [vars(r) for r in report.top(10)],
-                'skip_layers': search.skip_layers
-            },
-            json_file,
-            indent=2)
-    with open(osp.join(args.work_dir, 'results.md'), 'w') as md_file:
-        md_file.write(table + '\n')
+    write_text_files(
+        args.work_dir, {
+            'results.json':
+            json.dumps(
+                {
+                    'rows': rows,
+                    'sensitivity_top10': [vars(r) for r in report.top(10)],
+                    'skip_layers': search.skip_layers
+                },
+                indent=2),
+            'results.md':
+            table + '\n'
+        })
     step(f'results on {len(labels)} validation images ({time.time() - started:.0f} s in all)')
     print(table)
     print(f'\nwritten: {args.work_dir}/results.md, results.json, sensitivity.csv, sensitivity.png, '
           f'{osp.basename(onnx_path)}')
 
 
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run_tool(lambda: demo(args))
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

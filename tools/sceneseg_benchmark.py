@@ -5,25 +5,27 @@
         "ONNX INT8=int8_onnxruntime.onnx" --work-dir DIR [--images-per-dataset 3] \
         [--latency-runs 20] [--threads 0]
 
-Writes DIR/benchmark.{md,json} and DIR/predictions/*.png (Original | GT | predictions).
+Writes DIR/benchmark.{md,json} and DIR/predictions/*.png (Original | GT | predictions). Bad
+input (a missing file, an ONNX file of another model) ends with one ``error:`` line, exit 2.
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import projects.SceneSeg  # noqa: E402,F401
-from projects.SceneSeg.benchmark import benchmark, onnx_runner, torch_runner  # noqa: E402
-from quantization.cli import print_error  # noqa: E402
+from projects.SceneSeg.benchmark import (benchmark, check_sceneseg_onnx, onnx_runner,  # noqa: E402
+                                         torch_runner)
+from quantization.errors import ToolArgumentParser, UserError, run_tool  # noqa: E402
+from quantization.fileio import check_output_dir  # noqa: E402
+from quantization.user_input import check_input_file, read_config  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--checkpoint', required=True, help='float checkpoint (the reference)')
     parser.add_argument('--quantized-checkpoint', help='PTQ or QAT checkpoint (fake-quant)')
@@ -35,45 +37,58 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def onnx_models(entries):
+    """``(name, path)`` of every ``--onnx NAME=PATH``, each checked to be a SceneSeg graph."""
+    models = []
+    for entry in entries:
+        name, sep, path = entry.partition('=')
+        if not sep or not name or not path:
+            raise UserError(f'--onnx takes NAME=PATH, got {entry!r}')
+        check_input_file(path, f'--onnx {name}')
+        check_sceneseg_onnx(path)
+        models.append((name, path))
+    return models
+
+
 def model_list(args, build_model):
     models = [('PyTorch float', args.checkpoint, lambda: torch_runner(build_model, args.checkpoint))
               ]
     if args.quantized_checkpoint:
         models.append(('PyTorch INT8 (fake-quant)', args.quantized_checkpoint,
                        lambda: torch_runner(build_model, args.quantized_checkpoint)))
-    for entry in args.onnx:
-        name, sep, path = entry.partition('=')
-        if not sep or not path:
-            raise ValueError(f'--onnx takes NAME=PATH, got {entry!r}')
+    for name, path in onnx_models(args.onnx):
         models.append((name, path, lambda path=path: onnx_runner(path, args.threads)))
     return models
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        paths = [args.config, args.checkpoint, args.quantized_checkpoint]
-        paths += [e.partition('=')[2] or e for e in args.onnx]
-        for path in filter(None, paths):
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'{path} does not exist')
-        cfg = Config.fromfile(args.config)
+
+    def run():
+        cfg = read_config(args.config, 'config', ('model', 'val_dataloader', 'val_evaluator'))
+        check_input_file(args.checkpoint, '--checkpoint')
+        if args.quantized_checkpoint:
+            check_input_file(args.quantized_checkpoint, '--quantized-checkpoint')
+        for option in ('images_per_dataset', 'latency_runs'):
+            if getattr(args, option) < 1:
+                raise UserError(f'--{option.replace("_", "-")} must be at least 1, '
+                                f'got {getattr(args, option)}')
+        check_output_dir(args.work_dir, '--work-dir')
         init_default_scope(cfg.get('default_scope', 'mmengine'))
         preprocessor = MODELS.build(cfg.model).data_preprocessor
 
         def preprocess(batch):
             return preprocessor(batch, False)['inputs'].numpy()
 
+        models = model_list(args, lambda: MODELS.build(cfg.model))
         loader_cfg = cfg.val_dataloader.copy()
         loader_cfg.batch_size = 1
-        report = benchmark(
-            model_list(args, lambda: MODELS.build(cfg.model)), preprocess,
-            Runner.build_dataloader(loader_cfg, seed=0), cfg.val_evaluator, args.work_dir,
-            args.images_per_dataset, args.latency_runs)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        return print_error(err)
-    print(open(report['report_files'][1]).read())
-    return 0
+        report = benchmark(models, preprocess, Runner.build_dataloader(loader_cfg, seed=0),
+                           cfg.val_evaluator, args.work_dir, args.images_per_dataset,
+                           args.latency_runs)
+        print(open(report['report_files'][1]).read())
+
+    return run_tool(run)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,6 @@
     python tools/sceneseg_demo.py [--work-dir work_dirs/sceneseg_demo] [--train] [--qat-epochs 6]
         [--qat-lr 3e-4]
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -32,6 +31,8 @@ from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
 from quantization import evaluate_model  # noqa: E402
 from quantization.cli import run as run_cli  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
+from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from quantization.fileio import check_output_dir  # noqa: E402
 from tools.demo_utils import markdown_table, step, train, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
@@ -60,8 +61,8 @@ def row(name: str, metrics: dict) -> dict:
     return {'model': name, **{k: metrics[f'sceneseg/pooled/{k}'] for k in KEYS}}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/sceneseg_demo')
     parser.add_argument('--train', action='store_true', help='train instead of the shipped model')
     parser.add_argument('--calibrate-batches', type=int, default=16)
@@ -69,6 +70,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         '--qat-lr', type=float, default=3e-4, help='constant AdamW lr (upstream: 1e-5)')
     args = parser.parse_args(argv)
+    for option in ('calibrate_batches', 'qat_epochs'):
+        if getattr(args, option) < 1:
+            parser.error(f'--{option.replace("_", "-")} must be at least 1, '
+                         f'got {getattr(args, option)}')
+    return args
+
+
+def demo(args):
+    check_output_dir(args.work_dir, '--work-dir')
     started = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
     cfg = Config.fromfile(CONFIG)
@@ -137,6 +147,11 @@ def main(argv=None) -> int:
     })
     print('\n' + text)
     return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run_tool(lambda: demo(args))
 
 
 if __name__ == '__main__':

@@ -4,23 +4,31 @@
                                  [--cfg-options key=value ...]
 
 QAT is the same command with ``custom_hooks = [dict(type='QATHook', ...)]`` in the config and
-``--load-from`` a float checkpoint; ``--resume`` continues an interrupted QAT run exactly.
+``--load-from`` a float checkpoint. ``--resume`` continues from the work dir's last complete
+checkpoint, or starts from ``--load-from`` when there is none (the resume rule,
+``quantization/resume.py``); QAT never starts from random weights. Bad input ends with one
+``error:`` line and exit code 2 before the Runner is built.
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 # registers QATHook, the quant modules and the checkpoint allow-list
-import quantization  # noqa: E402,F401
+from quantization import load_checkpoint_file  # noqa: E402
+from quantization.errors import ToolArgumentParser, UserError, run_tool  # noqa: E402
+from quantization.fileio import check_output_dir  # noqa: E402
+from quantization.resume import resolve_start, trains_qat  # noqa: E402
+from quantization.user_input import (add_cfg_options, check_input_file,  # noqa: E402
+                                     merge_cfg_options, read_config)
+
+REQUIRED_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='MMEngine config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--load-from', help='checkpoint to start from (float or quantized)')
@@ -28,36 +36,43 @@ def parse_args(argv=None):
         '--resume',
         nargs='?',
         const='auto',
-        help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        default={},
-        help='override config keys, e.g. train_cfg.max_epochs=2')
+        help='resume from CKPT, or from the last complete checkpoint in the work dir')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+def prepare(args):
+    """The config with the work dir and the start point set; every input checked."""
+    cfg = read_config(args.config, 'config', REQUIRED_KEYS)
+    merge_cfg_options(cfg, args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_output_dir(cfg.work_dir)
     if args.load_from:
-        if not osp.isfile(args.load_from):
-            sys.exit(f'error: checkpoint {args.load_from} does not exist')
-        cfg.load_from = args.load_from
-    if args.resume == 'auto':
-        cfg.resume = True
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
-    Runner.from_cfg(cfg).train()
+        check_input_file(args.load_from, '--load-from')
+    if args.resume not in (None, 'auto'):
+        check_input_file(args.resume, '--resume')
+    resume = True if args.resume == 'auto' or (args.resume is None and cfg.get('resume')) \
+        else args.resume
+    start = resolve_start(cfg.work_dir, resume, args.load_from or cfg.get('load_from'))
+    if trains_qat(cfg) and start.from_initial_weights:
+        raise UserError(f'{args.config} trains with QATHook but there are no trained weights to '
+                        f'start from: {start.message}; pass --load-from FLOAT.pth')
+    for path in filter(None, (start.resume_from, start.load_from)):
+        load_checkpoint_file(path)  # unloadable files fail here, named, not inside the Runner
+    start.apply(cfg)
+    print(start.message, flush=True)
+    return cfg
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def train():
+        Runner.from_cfg(prepare(args)).train()
+
+    return run_tool(train)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -27,7 +27,8 @@ optim_wrapper = dict(optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=10, eta_min=3e-5)]
 
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
-    logger=dict(type='LoggerHook', interval=10))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
+    logger=dict(type='LoggerHook', interval=10),
+    epoch_seed=dict(type='EpochSeedHook'))
 randomness = dict(seed=0)
 work_dir = 'work_dirs/demonet_shapes'

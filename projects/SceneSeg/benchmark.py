@@ -15,6 +15,7 @@ from functools import partial
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
+import onnx
 import torch
 from mmengine.evaluator import Evaluator
 from tqdm import tqdm
@@ -23,6 +24,7 @@ from deployment import OnnxRuntimeModel
 from deployment.profiling import PeakMemory, latency_stats
 from deployment.verify import compare_arrays, file_size, write_text_files
 from quantization import load_model_checkpoint
+from quantization.fileio import atomic_output
 from .data.layout import BACKGROUND, CLASSES, FOREGROUND, ROAD
 
 #: colours of the three classes in the prediction PNGs
@@ -42,6 +44,29 @@ def torch_runner(build_model: Callable, checkpoint: str) -> Callable:
             return model(torch.from_numpy(image), mode='tensor').numpy()
 
     return run
+
+
+def _dims(value_info) -> List:
+    """Static sizes of an ONNX tensor's shape; None for a symbolic dimension."""
+    return [d.dim_value if d.HasField('dim_value') else None
+            for d in value_info.type.tensor_type.shape.dim]
+
+
+def check_sceneseg_onnx(path: str) -> None:
+    """Refuse an ONNX file that is not a SceneSeg graph: one (N, 3, H, W) input and
+    (N, 3 classes, H, W) logits first. Reads the graph only (no weights)."""
+    graph = onnx.load(path, load_external_data=False).graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in initializers]
+    shapes = [_dims(value) for value in inputs] + [_dims(graph.output[0])]
+
+    def nchw(shape, channels):
+        return len(shape) == 4 and shape[1] in (None, channels)
+
+    if len(inputs) != 1 or not nchw(shapes[0], 3) or not nchw(shapes[-1], len(CLASSES)):
+        raise ValueError(f'{path} is not a SceneSeg graph: inputs {[v.name for v in inputs]} '
+                         f'{shapes[:-1]}, first output {shapes[-1]}; expected one (N, 3, H, W) '
+                         f'image input and (N, {len(CLASSES)}, H, W) logits')
 
 
 def onnx_runner(path: str, threads: int = 0) -> Callable:
@@ -67,9 +92,11 @@ def save_panel(path: str, image: np.ndarray, gt: np.ndarray, predictions: Dict[s
         ax.set_title(title, fontsize=8)
         ax.axis('off')
     fig.tight_layout()
-    fig.savefig(f'{path}.tmp.png', dpi=100)
-    plt.close(fig)
-    os.replace(f'{path}.tmp.png', path)
+    try:
+        with atomic_output(path, '.png') as tmp_path:
+            fig.savefig(tmp_path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def benchmark(models: Sequence[Tuple[str, str, Callable[[], Callable]]],
@@ -88,12 +115,12 @@ def benchmark(models: Sequence[Tuple[str, str, Callable[[], Callable]]],
             is the reference for agreement.
         preprocess: ``fn(batch) -> (1, 3, H, W) float32 numpy`` (the data preprocessor).
     """
-    os.makedirs(osp.join(work_dir, 'predictions'), exist_ok=True)
     batches = [(preprocess(batch), batch) for batch in dataloader]
     if not batches:
         raise ValueError('the benchmark dataloader gave no image')
     if batches[0][0].shape[0] != 1:
         raise ValueError(f'the benchmark needs batch size 1, got {batches[0][0].shape[0]}')
+    os.makedirs(osp.join(work_dir, 'predictions'), exist_ok=True)
     report = {'models': {}, 'images': len(batches)}
     reference: List[np.ndarray] = []  # the first model's logits, image by image
     shown: Dict[str, list] = defaultdict(list)

@@ -3,24 +3,30 @@
 ``custom_hooks = [dict(type='QATHook', calib_batches=300, calib_method='mse')]``
 
 Order of events in ``Runner.train``:
+0. ``before_run``: MMEngine's plain ``CheckpointHook`` gets the atomic file backend (checkpoints
+   written to a temporary name and renamed); without an ``EpochSeedHook`` this hook seeds every
+   epoch itself, so a resumed run draws the augmentations of an uninterrupted one.
 1. ``after_load_checkpoint`` (during ``load_from`` / ``--resume``): a quantized checkpoint gets its
    quantized structure rebuilt (from the recipe in its metadata) before its weights and amax load.
-2. ``before_train``: a still-float model (fresh start, or a float ``load_from``) is quantized with
+2. ``before_train``: QAT without trained weights is refused (nothing loaded through
+   ``load_from`` / ``resume``, no calibrated quantizers), unless ``require_trained_weights=False``.
+   A still-float model (fresh start, or a float ``load_from``) is quantized with
    the hook's recipe (replace, fold BN, fuse ReLU, skip layers) and calibrated on
    ``calib_batches`` training batches. A model whose quantizers all hold amax is not calibrated.
 3. Every epoch: BN statistics freeze from ``freeze_bn_epoch`` (when BN is not folded); quantizer
    ranges follow the data (EMA for activations, current max for weights) until
    ``freeze_quantizer_epoch``, then stay fixed. With ``freeze_quantizer_epoch=None`` the ranges
    are fixed after calibration, as in CUDA-CenterPoint.
-4. ``before_save_checkpoint``: the recipe goes to ``meta['quantization']``; amax buffers are in
-   the state_dict, so ``--resume`` continues exactly.
+4. ``before_save_checkpoint``: the recipe goes to ``meta['quantization']`` and the calibration
+   actually done (batches seen, batches asked for, method) to ``meta['calibration']``; amax
+   buffers are in the state_dict, so ``--resume`` continues exactly.
 
 Parameter objects survive every pass, so the optimizer the runner built on the float model
 keeps training the same tensors. A DDP wrapper is rebuilt around the changed module.
 """
 from typing import Optional
 
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import nn
@@ -29,6 +35,8 @@ from ..calibration import CalibrationManager
 from ..checkpoint import has_quantizers, is_quantized_state_dict
 from ..recipe import QuantRecipe, build_recipe
 from ..toggle import named_quantizers
+from .checkpoint_hook import ATOMIC_BACKEND_ARGS
+from .epoch_seed_hook import EpochSeedHook, seed_epoch, warn_persistent_workers
 
 
 @HOOKS.register_module()
@@ -48,6 +56,9 @@ class QATHook(Hook):
         freeze_quantizer_epoch (int, optional): Ranges track the data until this epoch.
             Defaults to None (fixed after calibration).
         amax_momentum (float): EMA factor of activation range tracking. Defaults to 0.01.
+        require_trained_weights (bool): Refuse to start when no checkpoint was loaded (QAT from
+            random weights). False allows a model given with trained weights already in it.
+            Defaults to True.
     """
 
     priority = 'HIGH'
@@ -59,7 +70,8 @@ class QATHook(Hook):
                  calib_kwargs: Optional[dict] = None,
                  freeze_bn_epoch: Optional[int] = None,
                  freeze_quantizer_epoch: Optional[int] = None,
-                 amax_momentum: float = 0.01):
+                 amax_momentum: float = 0.01,
+                 require_trained_weights: bool = True):
         if not isinstance(calib_batches, int) or calib_batches <= 0:
             raise ValueError(
                 f'QATHook: calib_batches must be a positive int, got {calib_batches!r}')
@@ -73,7 +85,11 @@ class QATHook(Hook):
         self.freeze_bn_epoch = freeze_bn_epoch
         self.freeze_quantizer_epoch = freeze_quantizer_epoch
         self.amax_momentum = amax_momentum
+        self.require_trained_weights = require_trained_weights
         self._bn_frozen = False
+        self._loaded_checkpoint = False
+        self._seeds_epochs = False
+        self.calibration_record: Optional[dict] = None
 
     @staticmethod
     def _model(runner) -> nn.Module:
@@ -106,7 +122,21 @@ class QATHook(Hook):
     def _hook_recipe(self, runner) -> QuantRecipe:
         return self.recipe or build_recipe(self.recipe_cfg, self._model(runner))
 
+    def before_run(self, runner) -> None:
+        for hook in runner.hooks:
+            if (type(hook) is CheckpointHook and hook.backend_args is None
+                    and hook.file_client_args is None):
+                hook.backend_args = dict(ATOMIC_BACKEND_ARGS)
+                runner.logger.info('QATHook: CheckpointHook writes checkpoints atomically '
+                                   '(temporary name, renamed when complete)')
+        self._seeds_epochs = not any(isinstance(hook, EpochSeedHook) for hook in runner.hooks)
+        if self._seeds_epochs:
+            warn_persistent_workers(runner)
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._loaded_checkpoint = True
+        self.calibration_record = checkpoint.get('meta', {}).get('calibration',
+                                                                 self.calibration_record)
         state_dict = checkpoint.get('state_dict', checkpoint)
         if not is_quantized_state_dict(state_dict) or has_quantizers(self._model(runner)):
             return
@@ -118,7 +148,21 @@ class QATHook(Hook):
             runner,
             QuantRecipe.from_dict(recipe_dict) if recipe_dict else self._hook_recipe(runner))
 
+    def _check_trained_weights(self, runner):
+        model = self._model(runner)
+        calibrated = has_quantizers(model) and all(q.has_amax
+                                                   for _, q in named_quantizers(model)
+                                                   if q.is_enabled)
+        if self.require_trained_weights and not (self._loaded_checkpoint or calibrated):
+            raise ValueError(
+                'QATHook: no trained weights to fine-tune: nothing was loaded (load_from='
+                f'{runner.cfg.get("load_from")!r}, resume={runner.cfg.get("resume")!r}, work dir '
+                f'{runner.work_dir}); pass --load-from FLOAT.pth (tools/train.py) or set '
+                'load_from in the config; QATHook(require_trained_weights=False) trains from the '
+                "model's initial weights")
+
     def before_train(self, runner) -> None:
+        self._check_trained_weights(runner)
         if not has_quantizers(self._model(runner)):
             self._quantize(runner, self._hook_recipe(runner))
         model = self._model(runner)
@@ -131,10 +175,14 @@ class QATHook(Hook):
             return
         runner.logger.info(f'QATHook: calibrating {len(uncalibrated)} quantizers on '
                            f'{self.calib_batches} training batches ({self.calib_method})')
-        CalibrationManager(model).calibrate(runner.train_dataloader, self.calib_batches,
-                                            self.calib_method, **self.calib_kwargs)
+        seen = CalibrationManager(model).calibrate(runner.train_dataloader, self.calib_batches,
+                                                   self.calib_method, **self.calib_kwargs)
+        self.calibration_record = dict(
+            batches=seen, requested=self.calib_batches, method=self.calib_method)
 
     def before_train_epoch(self, runner) -> None:
+        if self._seeds_epochs:
+            seed_epoch(runner)
         epoch = runner.epoch
         self._bn_frozen = self.freeze_bn_epoch is not None and epoch >= self.freeze_bn_epoch
         tracking = self.freeze_quantizer_epoch is not None and epoch < self.freeze_quantizer_epoch
@@ -160,4 +208,7 @@ class QATHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if has_quantizers(self._model(runner)):
-            checkpoint.setdefault('meta', {})['quantization'] = self.recipe.to_dict()
+            meta = checkpoint.setdefault('meta', {})
+            meta['quantization'] = self.recipe.to_dict()
+            if self.calibration_record is not None:
+                meta['calibration'] = dict(self.calibration_record)
