@@ -81,7 +81,8 @@ def differences(a, b, prefix: str = '') -> List[str]:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         if len(a) != len(b):
             return [f'{prefix} length']
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f'{prefix}[{i}]')]
+        return [d for i, (x, y) in enumerate(zip(a, b))
+                for d in differences(x, y, f"{prefix}[{i}]")]
     return [] if a == b else [prefix]
 
 

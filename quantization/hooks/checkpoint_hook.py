@@ -5,9 +5,12 @@ the final name), rewrites ``last_checkpoint`` in place, and deletes the oldest c
 *before* the new one is written (with ``max_keep_ckpts=1`` a kill then leaves none). This hook
 writes every checkpoint through :class:`~quantization.fileio.AtomicLocalBackend` (temporary name,
 renamed when complete), updates ``last_checkpoint`` atomically after that, and only then deletes
-the expired checkpoint. Everything else (intervals, ``save_best``, ``max_keep_ckpts``,
+the expired checkpoint; temporary files a killed writer left behind are removed when training
+starts. Everything else (intervals, ``save_best``, ``max_keep_ckpts``,
 ``out_dir``) is MMEngine's.
 """
+import glob
+import os
 import os.path as osp
 from typing import Optional
 
@@ -34,6 +37,18 @@ class AtomicCheckpointHook(CheckpointHook):
         if kwargs.get('backend_args') is None and kwargs.get('file_client_args') is None:
             kwargs['backend_args'] = dict(ATOMIC_BACKEND_ARGS)
         super().__init__(**kwargs)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if not is_main_process() or not osp.isdir(self.out_dir):
+            return
+        leftovers = glob.glob(osp.join(glob.escape(self.out_dir), '*.pth.tmp'))
+        leftovers += glob.glob(osp.join(glob.escape(runner.work_dir), 'last_checkpoint.tmp'))
+        for path in leftovers:
+            os.remove(path)
+        if leftovers:
+            runner.logger.info(f'AtomicCheckpointHook: removed {len(leftovers)} unfinished '
+                               f'checkpoint file(s) of an interrupted run: {leftovers}')
 
     def _expire(self, runner, step: int) -> Optional[int]:
         """Record ``step`` among the kept checkpoints; returns the step that falls out."""
