@@ -51,6 +51,7 @@ MMENGINE_CHECKPOINT_GLOBALS = [
 
 #: How torch's weights_only unpickler names the global it refused.
 _REFUSED_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+_UNPICKLER_REASON = re.compile(r'WeightsUnpickler error:\s*(\S[^\n]*)')
 
 
 def allow_mmengine_checkpoint_globals():
@@ -66,9 +67,10 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         refused = _REFUSED_GLOBAL.search(str(err))
-        if refused is None:
-            raise ValueError(f'cannot load checkpoint {path}: not a readable checkpoint '
-                             f'({error_line(err)[:200]})') from err
+        if refused is None:  # torch's text advises weights_only=False: quote its reason only
+            reason = _UNPICKLER_REASON.search(str(err))
+            raise ValueError(f'cannot load checkpoint {path}: not a torch checkpoint, or a damaged '
+                             f'one ({reason.group(1) if reason else "unpickling failed"})') from err
         raise ValueError(
             f'refused to load checkpoint {path}: it holds {refused.group(1)}, which is not on '
             'the weights_only allow-list (quantization/checkpoint.py), so it could run code on '

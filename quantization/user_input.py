@@ -50,8 +50,10 @@ def merge_cfg_options(cfg: Config, options: dict) -> None:
     for key, value in options.items():
         current = _current_value(cfg, key)
         if isinstance(current, (bool, int, float)) and isinstance(value, str):
-            raise UserError(f'--cfg-options {key}={value}: expected a '
-                            f'{type(current).__name__} like the config\'s {current!r}')
+            kind = type(current).__name__
+            article = 'an' if kind == 'int' else 'a'
+            raise UserError(f'--cfg-options {key}={value}: expected {article} {kind} like the '
+                            f'config\'s {current!r}')
     try:
         cfg.merge_from_dict(options)
     except Exception as err:  # a key through a list or a non-dict value
