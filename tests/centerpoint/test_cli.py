@@ -124,3 +124,16 @@ def test_tools_test_evaluates_float_and_quantized(tiny, capsys):
     printed = capsys.readouterr().out
     assert '| quantized checkpoint |' in printed and 'det/mAP' in printed
     assert test_main([tiny['config'], str(tiny['folder'] / 'none.pth')]) == 2
+
+
+def test_more_calibration_batches_than_data_warns_and_records_the_truth(tiny, caplog):
+    output = str(tiny['folder'] / 'ptq_1000.pth')
+    with caplog.at_level('WARNING', logger='quantization.calibration'):
+        assert run([
+            'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
+            '--calibrate-batches', '1000', '--output', output
+        ]) == 0
+    # 4 training scenes in batches of 2
+    assert 'calibration asked for 1000 batches but the data holds 2' in caplog.text
+    meta = torch.load(output, weights_only=True)['meta']
+    assert meta['calibration'] == dict(batches=2, requested=1000, method='mse', split='train')

@@ -37,7 +37,7 @@ def float_checkpoint(tmp_path_factory):
 
 
 def run_qat(float_checkpoint, work_dir, max_epochs, resume=False, **hook_overrides):
-    hook = dict(type='QATHook', calib_batches=2, calib_method='mse', **hook_overrides)
+    hook = {**dict(type='QATHook', calib_batches=2, calib_method='mse'), **hook_overrides}
     cfg = small_cfg(
         'demonet_shapes_qat.py', work_dir, train_cfg=dict(max_epochs=max_epochs, val_interval=100))
     cfg.custom_hooks = [hook]
@@ -180,3 +180,21 @@ def test_failed_save_leaves_no_file_and_good_save_round_trips(tmp_path, monkeypa
     assert not fresh.head[3].input_quantizer.is_enabled
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(fresh(x), model(x))
+
+
+def test_qat_without_trained_weights_is_refused_and_calibration_is_recorded(
+        float_checkpoint, tmp_path):
+    cfg = small_cfg('demonet_shapes_qat.py', str(tmp_path / 'random'),
+                    train_cfg=dict(max_epochs=1, val_interval=100))
+    cfg.custom_hooks = [dict(type='QATHook', calib_batches=100, calib_method='max')]
+    with pytest.raises(ValueError, match='QATHook: no trained weights to fine-tune'):
+        Runner.from_cfg(cfg).train()
+    assert not osp.exists(tmp_path / 'random' / 'epoch_1.pth')
+
+    cfg.custom_hooks = [dict(type='QATHook', calib_batches=100, require_trained_weights=False)]
+    cfg.work_dir = str(tmp_path / 'allowed')
+    Runner.from_cfg(cfg).train()  # the explicit opt-out trains from the initial weights
+
+    runner = run_qat(float_checkpoint, str(tmp_path / 'recorded'), 1, calib_batches=100)
+    saved = torch.load(osp.join(runner.work_dir, 'epoch_1.pth'), weights_only=True)
+    assert saved['meta']['calibration'] == dict(batches=4, requested=100, method='mse')
