@@ -29,7 +29,7 @@ from .resume import resolve_start
 from .sensitivity import (greedy_skip_search, layer_sensitivity, plot_sensitivity,
                           save_sensitivity_csv)
 from .toggle import match_quantizers
-from .user_input import check_input_file, read_config
+from .user_input import check_input_file, check_positive, read_config
 
 
 @dataclass
@@ -122,13 +122,6 @@ class _Inputs:
     test_loader: object
 
 
-def _check_numbers(args):
-    for option in ('calibrate_batches', 'eval_batches', 'epochs'):
-        value = getattr(args, option, None)
-        if value is not None and value <= 0:
-            raise UserError(f'--{option.replace("_", "-")} must be at least 1, got {value}')
-
-
 def _check_outputs(args, methods: Sequence[str] = ()):
     if args.verb == 'qat':
         check_output_dir(args.output, '--output')
@@ -153,7 +146,7 @@ def _check_patterns(model: nn.Module, recipe: QuantRecipe, layer_patterns: Seque
 
 
 def _load(args, adapter: ModelAdapter, default_skip: Sequence[str], methods=()) -> _Inputs:
-    _check_numbers(args)
+    check_positive(args, 'calibrate_batches', 'eval_batches', 'epochs')
     cfg = read_config(args.config, 'config', required=('model', ))
     check_input_file(args.checkpoint, 'checkpoint')
     _check_outputs(args, methods)

@@ -19,6 +19,14 @@ def check_input_file(path: str, kind: str) -> None:
         raise UserError(f'{kind} {path} does not exist')
 
 
+def check_positive(args, *options: str) -> None:
+    """Refuse any of the numeric ``options`` (argparse dest names) below 1; None is allowed."""
+    for option in options:
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise UserError(f'--{option.replace("_", "-")} must be at least 1, got {value}')
+
+
 def read_config(path: str, kind: str = 'config', required: Sequence[str] = ()) -> Config:
     """``Config.fromfile`` with one-line errors (syntax errors, bad ``_base_``, failed
     ``custom_imports``) and the top-level keys ``required`` checked."""

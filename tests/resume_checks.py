@@ -1,5 +1,6 @@
 """Shared by the kill-and-resume tests: run a tool as a real subprocess, SIGKILL it at a chosen
 moment, and compare two training checkpoints bit for bit."""
+import copy
 import os
 import os.path as osp
 import re
@@ -92,3 +93,16 @@ def assert_same_training_state(path_a: str, path_b: str, min_tensors: Optional[i
     assert not diff, f'{len(diff)} entries differ, e.g. {diff[:5]}'
     if min_tensors is not None:
         assert len(state_a['state_dict']) >= min_tensors
+
+
+def qat_cli_run(tool: str, fixture: dict, tmp_path, epochs: int) -> List[str]:
+    """The argv of ``tool qat`` on a tiny-data fixture's config, logging every iteration (so a
+    kill can land mid-epoch); ``--output`` left to the caller."""
+    cfg = copy.deepcopy(fixture['cfg'])  # the fixture is shared by the session
+    cfg.default_hooks.logger.interval = 1
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    return [
+        tool, 'qat', '--config', config, '--checkpoint', fixture['checkpoint'],
+        '--calibrate-batches', '1', '--epochs', str(epochs)
+    ]

@@ -1,5 +1,6 @@
 """Every tool's bad inputs, table-driven: exit code 2, exactly one ``error: ...`` line naming the
 file, key, layer or option at fault, and nothing written under the output path."""
+import copy
 import errno
 import os
 import os.path as osp
@@ -78,6 +79,8 @@ def files(tmp_path_factory):
 
 def quantized_checkpoint(tiny) -> str:
     from mmdet3d.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet3d')  # earlier tests may have left another scope current
     model = MODELS.build(tiny['cfg'].model)
     recipe = CENTERPOINT.make_recipe(model, CP_SKIP)
     recipe.apply(model)
@@ -95,7 +98,7 @@ def cases(files, tiny, tiny_roads, tmp_path):
     shutil.copytree(tiny_roads['folder'] / 'data', no_mask)
     mask = sorted((no_mask / 'synthetic_day' / 'gt_masks').iterdir())[0]
     mask.unlink()
-    no_mask_cfg = tiny_roads['cfg'].copy()
+    no_mask_cfg = copy.deepcopy(tiny_roads['cfg'])
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         no_mask_cfg[key].dataset.data_root = str(no_mask)
     no_mask_cfg.dump(str(tmp_path / 'no_mask.py'))

@@ -29,6 +29,7 @@ from quantization import (  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
 from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
+from quantization.user_input import check_positive  # noqa: E402
 from tools.demo_utils import step, train  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -84,13 +85,11 @@ def parse_args(argv=None):
         type=float,
         default=0.3,
         help='accuracy points the greedy skip search may lose against float')
-    args = parser.parse_args(argv)
-    if args.calib_batches < 1:
-        parser.error(f'--calib-batches must be at least 1, got {args.calib_batches}')
-    return args
+    return parser.parse_args(argv)
 
 
 def demo(args):
+    check_positive(args, 'calib_batches')
     check_output_dir(args.work_dir, '--work-dir')
     logging.getLogger('quantization').setLevel(logging.WARNING)
     os.makedirs(args.work_dir, exist_ok=True)

@@ -21,7 +21,7 @@ from projects.SceneSeg.benchmark import (benchmark, check_sceneseg_onnx, onnx_ru
                                          torch_runner)
 from quantization.errors import ToolArgumentParser, UserError, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
-from quantization.user_input import check_input_file, read_config  # noqa: E402
+from quantization.user_input import check_input_file, check_positive, read_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -69,10 +69,7 @@ def main(argv=None) -> int:
         check_input_file(args.checkpoint, '--checkpoint')
         if args.quantized_checkpoint:
             check_input_file(args.quantized_checkpoint, '--quantized-checkpoint')
-        for option in ('images_per_dataset', 'latency_runs'):
-            if getattr(args, option) < 1:
-                raise UserError(f'--{option.replace("_", "-")} must be at least 1, '
-                                f'got {getattr(args, option)}')
+        check_positive(args, 'images_per_dataset', 'latency_runs')
         check_output_dir(args.work_dir, '--work-dir')
         init_default_scope(cfg.get('default_scope', 'mmengine'))
         preprocessor = MODELS.build(cfg.model).data_preprocessor

@@ -33,6 +33,7 @@ from quantization.cli import run as run_cli  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
 from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
+from quantization.user_input import check_positive  # noqa: E402
 from tools.demo_utils import markdown_table, step, train, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
@@ -69,15 +70,11 @@ def parse_args(argv=None):
     parser.add_argument('--qat-epochs', type=int, default=6)
     parser.add_argument(
         '--qat-lr', type=float, default=3e-4, help='constant AdamW lr (upstream: 1e-5)')
-    args = parser.parse_args(argv)
-    for option in ('calibrate_batches', 'qat_epochs'):
-        if getattr(args, option) < 1:
-            parser.error(f'--{option.replace("_", "-")} must be at least 1, '
-                         f'got {getattr(args, option)}')
-    return args
+    return parser.parse_args(argv)
 
 
 def demo(args):
+    check_positive(args, 'calibrate_batches', 'qat_epochs')
     check_output_dir(args.work_dir, '--work-dir')
     started = time.time()
     os.makedirs(args.work_dir, exist_ok=True)

@@ -3,18 +3,11 @@ a run that was never interrupted, random augmentation (rotation, scaling, flips,
 included."""
 import os.path as osp
 
-from tests.resume_checks import assert_same_training_state, kill_at_line, run
+from tests.resume_checks import assert_same_training_state, kill_at_line, qat_cli_run, run
 
 
 def test_qat_killed_mid_epoch_resumes_bit_exactly(tiny, tmp_path):
-    cfg = tiny['cfg'].copy()
-    cfg.default_hooks.logger.interval = 1  # a log line per iteration: the kill lands mid-epoch
-    config = str(tmp_path / 'cfg.py')
-    cfg.dump(config)
-    qat = [
-        'tools/centerpoint_quantization.py', 'qat', '--config', config, '--checkpoint',
-        tiny['checkpoint'], '--calibrate-batches', '1', '--epochs', '3'
-    ]
+    qat = qat_cli_run('tools/centerpoint_quantization.py', tiny, tmp_path, epochs=3)
     straight, interrupted = str(tmp_path / 'straight'), str(tmp_path / 'interrupted')
     run(qat + ['--output', straight])
 
