@@ -52,8 +52,10 @@ def prepare(args):
         check_input_file(args.load_from, '--load-from')
     if args.resume not in (None, 'auto'):
         check_input_file(args.resume, '--resume')
-    resume = True if args.resume == 'auto' or (args.resume is None and cfg.get('resume')) \
-        else args.resume
+    if args.resume is None:
+        resume = bool(cfg.get('resume'))  # the config's own `resume = True` means auto
+    else:
+        resume = True if args.resume == 'auto' else args.resume
     start = resolve_start(cfg.work_dir, resume, args.load_from or cfg.get('load_from'))
     if trains_qat(cfg) and start.from_initial_weights:
         raise UserError(f'{args.config} trains with QATHook but there are no trained weights to '
