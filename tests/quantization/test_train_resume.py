@@ -98,19 +98,28 @@ def test_qat_killed_repeatedly_resumes_to_the_uninterrupted_weights(float_checkp
     def writing():  # a checkpoint's temporary file exists: the kill lands mid-write
         return bool(glob.glob(str(interrupted / '*.pth.tmp')))
 
+    # Kills alternate: while a checkpoint is being written (the run loses that epoch), then at a
+    # random moment of the epoch after the next checkpoint (the run keeps one epoch), so each
+    # mid-write kill finds a checkpoint left to write however fast the machine is.
     rng = random.Random(0)
-    kills = 0
-    for attempt in range(6):  # kills alternate: mid-write, at a random moment
+    epoch_seconds = duration / epochs
+    mid_write_kills = 0
+    for attempt in range(6):
         last = last_complete_checkpoint(str(interrupted))
-        during_write = attempt % 2 == 0
-        if during_write:
-            killed = kill_when(['tests/slow_fsync_train.py', *argv, '--work-dir',
-                                str(interrupted)], writing)
+        done = epoch_of(last) if last else 0
+        if attempt % 2 == 0:
+            mid_write_kills += kill_when(['tests/slow_fsync_train.py', *argv, '--work-dir',
+                                          str(interrupted)], writing)
         else:
-            started, delay = time.time(), rng.uniform(0.3, 0.9) * duration
-            killed = kill_when(['tools/train.py', *argv, '--work-dir', str(interrupted)],
-                               lambda: time.time() - started > delay)
-        kills += killed
+            delay, saved_at = rng.uniform(0.0, 0.5) * epoch_seconds, []
+
+            def into_next_epoch():
+                if not saved_at and osp.isfile(interrupted / f'epoch_{done + 1}.pth'):
+                    saved_at.append(time.time())
+                return bool(saved_at) and time.time() - saved_at[0] > delay
+
+            kill_when(['tools/train.py', *argv, '--work-dir', str(interrupted)],
+                      into_next_epoch)
         # Whatever the moment, every file under a final name is a complete checkpoint, and the
         # next start point is the newest of them (never random weights, never an older one).
         for path in glob.glob(str(interrupted / 'epoch_*.pth')):
@@ -118,7 +127,7 @@ def test_qat_killed_repeatedly_resumes_to_the_uninterrupted_weights(float_checkp
         now = last_complete_checkpoint(str(interrupted))
         if last is not None:
             assert now is not None and epoch_of(now) >= epoch_of(last)
-    assert kills >= 3  # every run writes a checkpoint, so each mid-write kill lands
+    assert mid_write_kills == 3
     out = run(['tools/train.py', *argv, '--work-dir', str(interrupted)])
     assert 'resuming from' in out or osp.isfile(interrupted / final)
     assert_same_training_state(str(straight / final), str(interrupted / final))
