@@ -10,7 +10,7 @@ import logging
 import os
 import os.path as osp
 from itertools import islice
-from typing import Dict, List
+from typing import Dict, List, Union
 
 import numpy as np
 import onnx
@@ -42,7 +42,8 @@ GraphInputs = Dict[str, Dict[str, np.ndarray]]
 
 
 def check_input_shapes(inputs: Dict[str, torch.Tensor], expected: Dict[str, list]):
-    """Raise naming the input whose shape does not fit ``onnx_config.input_shapes`` (-1: any)."""
+    """Raise naming the input whose shape does not fit ``onnx_config.input_shapes`` (-1: any;
+    the exporter's shapes derived from the model where the deploy config gives none)."""
     for name, tensor in inputs.items():
         shape = expected.get(name)
         if shape is None:
@@ -59,9 +60,15 @@ def artifact_name(kind: str, graph: str, suffix: str = 'onnx') -> str:
 
 
 class DeployPipeline:
-    """Runs every stage of the deploy config for one model and checkpoint into ``work_dir``."""
+    """Runs every stage of the deploy config for one model and checkpoint into ``work_dir``.
 
-    def __init__(self, deploy_cfg: Config, model_cfg: Config, checkpoint: str, work_dir: str):
+    ``device`` runs the PTQ calibration of a float checkpoint (mmdeploy's ``--device``); export
+    and verification run on the CPU, where ONNX Runtime takes its inputs.
+    """
+
+    def __init__(self, deploy_cfg: Config, model_cfg: Config, checkpoint: str, work_dir: str,
+                 device: Union[str, torch.device] = 'cpu'):
+        self.device = torch.device(device)
         self.deploy_cfg = deploy_cfg
         self.model_cfg = model_cfg
         self.checkpoint = checkpoint
@@ -113,9 +120,11 @@ class DeployPipeline:
             return model
         settings = self.deploy_cfg.quantization
         recipe = build_recipe(settings.get('recipe', {}), model)
-        counts = quantize_and_calibrate(model, recipe, self.dataloader(settings.calib_dataloader),
+        counts = quantize_and_calibrate(model.to(self.device), recipe,
+                                        self.dataloader(settings.calib_dataloader),
                                         settings.calib_batches, settings.calib_method,
                                         **settings.get('calib_kwargs', {}))
+        model.cpu()
         self.report['quantization'] = {
             'recipe': recipe.to_dict(),
             'counts': counts,
@@ -210,10 +219,29 @@ class DeployPipeline:
             count += len(samples)
         return {'model': name, 'values': evaluator.evaluate(count)}
 
+    def resolve_shapes(self, model: nn.Module) -> None:
+        """The graph input shapes and TensorRT profiles: the deploy config's where it gives them
+        (input by input, graph by graph), else what the exporter derives from the model."""
+        derive_shapes = getattr(self.exporter, 'input_shapes', None)
+        self.input_shapes = dict(derive_shapes(model)) if derive_shapes else {}
+        self.input_shapes.update(self.onnx_cfg.get('input_shapes') or {})
+        settings = self.deploy_cfg.tensorrt
+        configured = settings.get('profiles') or []
+        derive_profiles = getattr(self.exporter, 'tensorrt_profiles', None)
+        if isinstance(configured, dict) or (not configured and derive_profiles):
+            profiles = (dict(derive_profiles(model, settings.get('max_batch_size', 4)))
+                        if derive_profiles else {})
+            profiles.update(configured or {})
+        else:
+            profiles = configured  # one list for a single-graph model
+        self.profiles = profiles
+        self.report['input_shapes'] = self.input_shapes
+        self.report['tensorrt_profiles'] = profiles
+
     def tensorrt_engines(self, onnx_paths: Dict[str, str]) -> dict:
         """One engine per graph where TensorRT is installed; the ``trtexec`` command always."""
         settings = self.deploy_cfg.tensorrt
-        profiles = settings.get('profiles') or []
+        profiles = self.profiles
         entry = {'trtexec': [], 'status': []}
         for graph, onnx_path in onnx_paths.items():
             graph_profiles = profiles.get(graph, []) if isinstance(profiles, dict) else profiles
@@ -250,7 +278,7 @@ class DeployPipeline:
         for batch in islice(dataloader, verify_cfg.num_batches):
             inputs = self.exporter.graph_inputs(model, batch)
             for graph_inputs in inputs.values():
-                check_input_shapes(graph_inputs, self.onnx_cfg.get('input_shapes', {}))
+                check_input_shapes(graph_inputs, self.input_shapes)
             batches.append(({
                 graph: {
                     n: t.numpy()
@@ -269,6 +297,7 @@ class DeployPipeline:
         check_output_dir(self.work_dir, '--work-dir')
         logger.info('[1/5] building %s from %s', self.report['model'], self.checkpoint)
         model = self.build_model()
+        self.resolve_shapes(model)
         snapshot = enabled_state(model)  # a quantized checkpoint's skip list stays as it is
         set_all_quantizers(model, False)
         batches = self.verification_batches(model)

@@ -4,11 +4,11 @@ from itertools import islice
 from typing import Any, Callable, Iterable, Optional
 
 import torch
-import torch.distributed as dist
 from mmengine.model import BaseModel, is_model_wrapper
 from torch import nn
 from tqdm import tqdm
 
+from .distributed import all_reduce_sum, rank_and_world
 from .toggle import named_quantizers
 
 logger = logging.getLogger(__name__)
@@ -63,11 +63,20 @@ class CalibrationManager:
     def collect(self, data: Iterable, num_batches: int) -> int:
         """Feed up to ``num_batches`` batches of ``data`` through the model in calibration mode.
 
+        Under ``torch.distributed``, ``num_batches`` counts the batches of all ranks: each rank
+        feeds its share of its own (sharded) data, so N ranks of batch size B calibrate on the
+        same samples as one process with B (MMEngine's samplers deal samples round-robin).
+
         Returns:
-            int: Batches actually seen.
+            int: Batches actually seen, over all ranks.
         """
         if not isinstance(num_batches, int) or num_batches <= 0:
             raise ValueError(f'calibration needs at least one batch, got num_batches={num_batches}')
+        rank, world = rank_and_world()
+        if num_batches < world:
+            raise ValueError(f'{num_batches} calibration batches cannot be shared by {world} '
+                             f'processes; ask for at least {world}')
+        share = num_batches // world + (rank < num_batches % world)
         was_training = self.model.training
         self.model.eval()
         for quantizer in self.quantizers.values():
@@ -76,9 +85,8 @@ class CalibrationManager:
             quantizer.enable_calib()
         seen = 0
         try:
-            batches = islice(data, num_batches)
-            for batch in tqdm(
-                    batches, total=num_batches, desc='Calibrating', disable=not self.progress):
+            batches = islice(data, share)
+            for batch in tqdm(batches, total=share, desc='Calibrating', disable=not self.progress):
                 self.forward_fn(self.model, batch)
                 seen += 1
         finally:
@@ -86,6 +94,8 @@ class CalibrationManager:
                 quantizer.disable_calib()
                 quantizer.enable_quant()
             self.model.train(was_training)
+        if world > 1:
+            seen = all_reduce_sum(seen)
         if seen == 0:
             raise ValueError('calibration saw 0 batches: the calibration data is empty')
         if seen < num_batches:
@@ -102,7 +112,7 @@ class CalibrationManager:
             strict (bool): Raise (naming the quantizer) when one saw no data.
             **kwargs: Passed to the reduction (``percentile=99.99``, ``start_bin=128``).
         """
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        distributed = rank_and_world()[1] > 1
         for name, quantizer in tqdm(
                 self.quantizers.items(), desc=f'amax ({method})', disable=not self.progress):
             if distributed:

@@ -1,4 +1,5 @@
 """Evaluate an MMEngine model with an MMEngine evaluator, without a Runner."""
+import torch.distributed as dist
 from typing import Iterable, Optional, Union
 
 import torch
@@ -13,7 +14,8 @@ def evaluate_model(model: nn.Module,
                    dataloader: Iterable,
                    evaluator: Union[Evaluator, dict, list],
                    num_samples: Optional[int] = None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False,
+                   gather: bool = True) -> dict:
     """Run ``model.val_step`` over ``dataloader`` and return the evaluator's metrics.
 
     Args:
@@ -22,6 +24,9 @@ def evaluate_model(model: nn.Module,
         evaluator (Evaluator | dict | list): Evaluator, or metric config(s) to build one.
         num_samples (int, optional): Dataset size passed to ``evaluate``; defaults to
             ``len(dataloader.dataset)``.
+        gather (bool): Under ``torch.distributed``, merge every rank's results (MMEngine's
+            ``evaluate``, a collective call); False scores this rank's results alone, so ranks
+            can evaluate different models at the same time.
     """
     model = model.module if is_model_wrapper(model) else model
     if not isinstance(evaluator, Evaluator):
@@ -32,4 +37,18 @@ def evaluate_model(model: nn.Module,
     model.eval()
     for batch in tqdm(dataloader, desc='Evaluating', disable=not progress, leave=False):
         evaluator.process(data_samples=model.val_step(batch), data_batch=batch)
-    return evaluator.evaluate(num_samples if num_samples is not None else len(dataset))
+    size = num_samples if num_samples is not None else len(dataset)
+    if gather or not (dist.is_available() and dist.is_initialized()):
+        return evaluator.evaluate(size)
+    return _evaluate_locally(evaluator, size)
+
+
+def _evaluate_locally(evaluator: Evaluator, size: int) -> dict:
+    """``Evaluator.evaluate`` on this rank's results only (no collective call)."""
+    metrics = {}
+    for metric in evaluator.metrics:
+        results = metric.compute_metrics(metric.results[:size])
+        metric.results.clear()
+        prefix = f'{metric.prefix}/' if metric.prefix else ''
+        metrics.update({prefix + key: value for key, value in results.items()})
+    return metrics

@@ -11,6 +11,7 @@ from typing import Callable, List, Optional, Sequence
 from torch import nn
 from tqdm import tqdm
 
+from .distributed import rank_and_world, shared_map
 from .fileio import atomic_output
 from .toggle import (enabled_state, quant_layer_names, restore_enabled_state, set_all_quantizers)
 
@@ -44,37 +45,63 @@ class SensitivityReport:
         return self.layers[:count]
 
 
+def _variant_metric(model: nn.Module, evaluate: Evaluate, variant: tuple) -> float:
+    """The metric with one quantization variant set: ``('float',)``, ``('int8',)``,
+    ``('only', layer)``, ``('all_but', layer)`` or ``('skip', layers)``."""
+    kind = variant[0]
+    set_all_quantizers(model, kind not in ('float', 'only'))
+    if kind == 'only':
+        set_all_quantizers(model, True, [variant[1]])
+    elif kind == 'all_but':
+        set_all_quantizers(model, False, [variant[1]])
+    elif kind == 'skip' and variant[1]:
+        set_all_quantizers(model, False, list(variant[1]))
+    return evaluate(model)
+
+
+def _metrics_of(model: nn.Module, evaluate: Evaluate, variants: Sequence[tuple],
+                progress: bool) -> List[float]:
+    """The metric of every variant, shared over the distributed ranks (the same numbers as one
+    process: each variant is evaluated whole on one rank); enable flags restored afterwards."""
+    snapshot = enabled_state(model)
+    bar = tqdm(total=len(variants), desc='Sensitivity', disable=not progress)
+
+    def metric(variant):
+        value = _variant_metric(model, evaluate, variant)
+        bar.update(rank_and_world()[1])
+        return value
+
+    try:
+        return shared_map(metric, variants)
+    finally:
+        bar.close()
+        restore_enabled_state(model, snapshot)
+
+
 def layer_sensitivity(model: nn.Module,
                       evaluate: Evaluate,
                       layers: Optional[Sequence[str]] = None,
                       progress: bool = True) -> SensitivityReport:
     """Evaluate every quantized layer alone and every layer left out.
 
-    Costs ``2 * len(layers) + 2`` evaluations. Layers are ranked by ``delta_only``, then by
-    ``gain_all_but``, most sensitive first.
+    Costs ``2 * len(layers) + 2`` evaluations, dealt over the ranks under ``torch.distributed``
+    (every rank must call it, with the same calibrated model; ``evaluate`` must not make
+    collective calls). Layers are ranked by ``delta_only``, then by ``gain_all_but``, most
+    sensitive first.
     """
-    snapshot = enabled_state(model)
     layers = list(layers) if layers is not None else quant_layer_names(model)
     if not layers:
         raise ValueError(f'{type(model).__name__} has no quantized layer to analyse')
-    try:
-        set_all_quantizers(model, False)
-        float_metric = evaluate(model)
-        set_all_quantizers(model, True)
-        quant_metric = evaluate(model)
-        rows = []
-        for layer in tqdm(layers, desc='Sensitivity', disable=not progress):
-            set_all_quantizers(model, False)
-            set_all_quantizers(model, True, [layer])
-            only = evaluate(model)
-            set_all_quantizers(model, True)
-            set_all_quantizers(model, False, [layer])
-            all_but = evaluate(model)
-            rows.append(
-                LayerSensitivity(layer, only, all_but, float_metric - only, all_but - quant_metric))
-            logger.info('%s: only %.4f, all but %.4f', layer, only, all_but)
-    finally:
-        restore_enabled_state(model, snapshot)
+    variants = [('float', ), ('int8', )]
+    for layer in layers:
+        variants += [('only', layer), ('all_but', layer)]
+    float_metric, quant_metric, *per_layer = _metrics_of(model, evaluate, variants, progress)
+    rows = []
+    for index, layer in enumerate(layers):
+        only, all_but = per_layer[2 * index], per_layer[2 * index + 1]
+        rows.append(
+            LayerSensitivity(layer, only, all_but, float_metric - only, all_but - quant_metric))
+        logger.info('%s: only %.4f, all but %.4f', layer, only, all_but)
     rows.sort(key=lambda row: (row.delta_only, row.gain_all_but), reverse=True)
     return SensitivityReport(float_metric, quant_metric, rows)
 
@@ -93,29 +120,27 @@ def greedy_skip_search(model: nn.Module, evaluate: Evaluate, ranking: Sequence[s
     metric is within ``budget`` (metric units) of ``float_metric``.
 
     Returns the shortest prefix of ``ranking`` that meets the budget (all of it if none does,
-    with a warning). The model's enable flags are restored afterwards.
+    with a warning). Under ``torch.distributed`` the ranks evaluate consecutive prefixes at once;
+    the result and trace are those of one process. The model's enable flags are restored.
     """
     if budget < 0:
         raise ValueError(f'budget must be >= 0 metric points, got {budget}')
-    snapshot = enabled_state(model)
+    world = rank_and_world()[1]
     trace = []
-    try:
-        skipped: List[str] = []
-        for next_layer in [None, *ranking]:
-            if next_layer is not None:
-                skipped.append(next_layer)
-            set_all_quantizers(model, True)
-            if skipped:
-                set_all_quantizers(model, False, skipped)
-            metric = evaluate(model)
-            trace.append({'skipped': len(skipped), 'layer': next_layer or '', 'metric': metric})
+    for first in range(0, len(ranking) + 1, world):
+        lengths = range(first, min(first + world, len(ranking) + 1))
+        variants = [('skip', tuple(ranking[:length])) for length in lengths]
+        for length, metric in zip(lengths, _metrics_of(model, evaluate, variants, False)):
+            trace.append({
+                'skipped': length,
+                'layer': ranking[length - 1] if length else '',
+                'metric': metric
+            })
             if float_metric - metric <= budget:
-                return SkipSearchResult(list(skipped), metric, float_metric, trace)
-        logger.warning('no skip list meets the budget of %.4f; every ranked layer is left in float',
-                       budget)
-        return SkipSearchResult(list(skipped), metric, float_metric, trace)
-    finally:
-        restore_enabled_state(model, snapshot)
+                return SkipSearchResult(list(ranking[:length]), metric, float_metric, trace)
+    logger.warning('no skip list meets the budget of %.4f; every ranked layer is left in float',
+                   budget)
+    return SkipSearchResult(list(ranking), metric, float_metric, trace)
 
 
 def save_sensitivity_csv(report: SensitivityReport, path: str):

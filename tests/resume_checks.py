@@ -104,5 +104,5 @@ def qat_cli_run(tool: str, fixture: dict, tmp_path, epochs: int) -> List[str]:
     cfg.dump(config)
     return [
         tool, 'qat', '--config', config, '--checkpoint', fixture['checkpoint'],
-        '--calibrate-batches', '1', '--epochs', str(epochs)
+        '--calib-batches', '1', '--epochs', str(epochs)
     ]

@@ -11,12 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from projects.CenterPoint.quantization import DEFAULT_SKIP_LAYERS as CP_SKIP
 from projects.CenterPoint.quantization.adapter import CENTERPOINT
-from projects.SceneSeg.quantization import DEFAULT_SKIP_LAYERS as SS_SKIP
 from projects.SceneSeg.quantization.adapter import SCENESEG
 from quantization import OutputError, QuantRecipe, save_quantized_checkpoint
-from quantization.cli import main as cli_main
+from tools.quantization_cli import main as cli_main
 from tests.conftest import ROOT
 from tools import (deploy, generate_synthetic_lidar, quantize_demo, sceneseg_benchmark, test,
                    train)
@@ -27,11 +25,11 @@ DEMO_DEPLOY = osp.join(ROOT, 'configs', 'demo', 'deploy_demonet.py')
 
 
 def centerpoint(argv):
-    return cli_main(argv, CENTERPOINT, CP_SKIP)
+    return cli_main(argv, CENTERPOINT)
 
 
 def sceneseg(argv):
-    return cli_main(argv, SCENESEG, SS_SKIP)
+    return cli_main(argv, SCENESEG)
 
 
 class Payload:
@@ -82,7 +80,7 @@ def quantized_checkpoint(tiny) -> str:
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet3d')  # earlier tests may have left another scope current
     model = MODELS.build(tiny['cfg'].model)
-    recipe = CENTERPOINT.make_recipe(model, CP_SKIP)
+    recipe = CENTERPOINT.make_recipe(model, CENTERPOINT.default_skip_layers)
     recipe.apply(model)
     path = str(tiny['folder'] / 'quantized_for_errors.pth')
     save_quantized_checkpoint(model, path, recipe)
@@ -152,9 +150,9 @@ def cases(files, tiny, tiny_roads, tmp_path):
          ['ptq', *cp, '--output', str(tmp_path)], 'is a directory; give a file name', None),
         ('ptq read-only --output', centerpoint,
          ['ptq', *cp, '--output', osp.join(read_only, 'p.pth')], 'cannot write in', None),
-        ('ptq --calibrate-batches 0', centerpoint,
-         ['ptq', *cp, '--calibrate-batches', '0', '--output', osp.join(out, 'p.pth')],
-         '--calibrate-batches must be at least 1', out),
+        ('ptq --calib-batches 0', centerpoint,
+         ['ptq', *cp, '--calib-batches', '0', '--output', osp.join(out, 'p.pth')],
+         '--calib-batches must be at least 1', out),
         ('ptq quantized checkpoint', centerpoint,
          ['ptq', '--config', tiny['config'], '--checkpoint', quantized_checkpoint(tiny),
           '--output', osp.join(out, 'p.pth')], 'is already quantized', out),
@@ -242,7 +240,7 @@ def test_disk_full_in_ptq_and_the_python_api(tiny, tmp_path, monkeypatch, capsys
 
     assert centerpoint([
         'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-        '--calibrate-batches', '1', '--output', str(target)
+        '--calib-batches', '1', '--output', str(target)
     ]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1] == f'error: cannot write {target}: no space left on device'

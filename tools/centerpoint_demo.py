@@ -23,16 +23,15 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import apis  # noqa: E402
 from projects.CenterPoint.data.synthetic_lidar import write_dataset  # noqa: E402
-from projects.CenterPoint.quantization import DEFAULT_SKIP_LAYERS  # noqa: E402
 from projects.CenterPoint.quantization.adapter import CENTERPOINT  # noqa: E402
 from projects.CenterPoint.visualize import plot_bev  # noqa: E402
 from quantization import load_model_checkpoint  # noqa: E402
-from quantization.cli import run as run_cli  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
-from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
-from quantization.user_input import check_positive  # noqa: E402
+from apis.user_input import check_positive  # noqa: E402
 from tools.demo_utils import markdown_table, step, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 
@@ -104,7 +103,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/centerpoint_demo')
     parser.add_argument(
         '--train', action='store_true', help='train the float model instead of the shipped one')
-    parser.add_argument('--calibrate-batches', type=int, default=16)
+    parser.add_argument('--calib-batches', type=int, default=16)
     parser.add_argument('--qat-epochs', type=int, default=5)
     # CUDA-CenterPoint's rule (peak 10x below the float lr) gives 2e-4 here, which cost 2.3 mAP
     # points after 1 epoch: the float model ended its cosine schedule at 2e-5. Measured on the
@@ -119,7 +118,7 @@ def parse_args(argv=None):
 
 
 def demo(args):
-    check_positive(args, 'calibrate_batches', 'qat_epochs')
+    check_positive(args, 'calib_batches', 'qat_epochs')
     check_output_dir(args.work_dir, '--work-dir')
     started = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
@@ -131,27 +130,21 @@ def demo(args):
     checkpoint = train_float(CONFIG, args.work_dir) if args.train else SHIPPED_CHECKPOINT
     print(f'float checkpoint: {checkpoint}')
 
-    common = ['--config', CONFIG, '--checkpoint', checkpoint]
-    calib = ['--calibrate-batches', str(args.calibrate_batches)]
-    step(f'3/6 PTQ, {", ".join(METHODS)} (one calibration pass, {args.calibrate_batches} batches)')
-    ptq_rows = run_cli([
-        'ptq', *common, *calib, '--method', *METHODS, '--output',
-        osp.join(args.work_dir, 'ptq.pth')
-    ], CENTERPOINT, DEFAULT_SKIP_LAYERS)
+    calib = args.calib_batches
+    step(f'3/6 PTQ, {", ".join(METHODS)} (one calibration pass, {calib} batches)')
+    ptq_result = apis.ptq(CONFIG, checkpoint, CENTERPOINT, osp.join(args.work_dir, 'ptq.pth'),
+                          METHODS, calib)
+    print(ptq_result.table())
     step('4/6 layer sensitivity')
-    subset = ['--eval-batches', str(args.sensitivity_batches)] if args.sensitivity_batches else []
-    report, search = run_cli([
-        'sensitivity', *common, *calib, '--output',
-        osp.join(args.work_dir, 'sensitivity.csv'), *subset
-    ], CENTERPOINT, DEFAULT_SKIP_LAYERS)
+    sensitivity = apis.sensitivity(CONFIG, checkpoint, CENTERPOINT,
+                                   osp.join(args.work_dir, 'sensitivity.csv'), calib,
+                                   eval_batches=args.sensitivity_batches)
+    report, search = sensitivity.report, sensitivity.search
     step(f'5/6 QAT, {args.qat_epochs} epoch(s) with QATHook')
-    qat_dir = osp.join(args.work_dir, 'qat')
-    qat_metrics = run_cli([
-        'qat', *common, *calib, '--epochs',
-        str(args.qat_epochs), '--lr',
-        str(args.qat_lr), '--output', qat_dir
-    ], CENTERPOINT, DEFAULT_SKIP_LAYERS)
-    qat_checkpoint = osp.join(qat_dir, f'epoch_{args.qat_epochs}.pth')
+    qat = apis.qat(CONFIG, checkpoint, CENTERPOINT, osp.join(args.work_dir, 'qat'),
+                   args.qat_epochs, args.qat_lr, calib_batches=calib)
+    print(qat.table())
+    qat_checkpoint = qat.checkpoint
     step('6/6 export: two-graph split, float and Q/DQ ONNX, ONNX Runtime mAP')
     deploy_dir = osp.join(args.work_dir, 'deploy')
     if deploy_main([DEPLOY_CONFIG, CONFIG, qat_checkpoint, '--work-dir', deploy_dir]) != 0:
@@ -162,8 +155,8 @@ def demo(args):
         for row in deploy_report['targets']['tensorrt']['metrics']
     }
 
-    rows = [mean_ap_row(name, metrics) for name, metrics in ptq_rows]
-    rows.append(mean_ap_row(f'QAT ({args.qat_epochs} epochs, lr {args.qat_lr:g})', qat_metrics))
+    rows = [mean_ap_row(name, metrics) for name, metrics in ptq_result.rows]
+    rows.append(mean_ap_row(f'QAT ({args.qat_epochs} epochs, lr {args.qat_lr:g})', qat.metrics))
     rows.append(
         mean_ap_row('QAT, Q/DQ ONNX in ONNX Runtime, graph as written',
                     ort_metrics['onnxruntime_unfused']))
@@ -178,7 +171,7 @@ def demo(args):
     ]
     text = '\n'.join([
         '# CenterPoint INT8 on the synthetic validation scenes (mAP, %)', '', table, '',
-        f'Sensitivity ({args.sensitivity_batches or "all"} validation batches; loss = float mAP '
+        f'Sensitivity ({sensitivity.frames} validation frames; loss = float mAP '
         'minus mAP with only this layer INT8, gain = mAP with all but this layer INT8 minus all '
         'INT8):', '', '| rank | layer | loss | gain |', '|---:|---|---:|---:|', *sensitivity_lines,
         '', f'Suggested skip list (budget 0.3): {search.skip_layers or "none"}', '',

@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from projects.CenterPoint.data.synthetic_lidar import SceneConfig, write_dataset  # noqa: E402
-from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from projects.SceneSeg.data.synthetic_roads import STYLES, write_datasets  # noqa: E402
-from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 
 

@@ -27,9 +27,9 @@ from quantization import (  # noqa: E402
     QuantRecipe, evaluate_model, greedy_skip_search, layer_sensitivity, load_checkpoint_file,
     load_state_dict_strict, plot_sensitivity, quantize_and_calibrate, save_sensitivity_csv)
 from deployment.verify import write_text_files  # noqa: E402
-from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
-from quantization.user_input import check_positive  # noqa: E402
+from apis.user_input import check_positive  # noqa: E402
 from tools.demo_utils import step, train  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

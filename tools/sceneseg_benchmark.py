@@ -19,9 +19,10 @@ from mmengine.runner import Runner  # noqa: E402
 import projects.SceneSeg  # noqa: E402,F401
 from projects.SceneSeg.benchmark import (benchmark, check_sceneseg_onnx, onnx_runner,  # noqa: E402
                                          torch_runner)
-from quantization.errors import ToolArgumentParser, UserError, run_tool  # noqa: E402
+from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
+from quantization.errors import UserError  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
-from quantization.user_input import check_input_file, check_positive, read_config  # noqa: E402
+from apis.user_input import check_input_file, check_positive, read_config  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -25,15 +25,14 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import apis  # noqa: E402
 from projects.SceneSeg.data.synthetic_roads import STYLES, write_datasets  # noqa: E402
-from projects.SceneSeg.quantization import DEFAULT_SKIP_LAYERS  # noqa: E402
 from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
 from quantization import evaluate_model  # noqa: E402
-from quantization.cli import run as run_cli  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
-from quantization.errors import ToolArgumentParser, run_tool  # noqa: E402
+from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
-from quantization.user_input import check_positive  # noqa: E402
+from apis.user_input import check_positive  # noqa: E402
 from tools.demo_utils import markdown_table, step, train, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
@@ -66,7 +65,7 @@ def parse_args(argv=None):
     parser = ToolArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/sceneseg_demo')
     parser.add_argument('--train', action='store_true', help='train instead of the shipped model')
-    parser.add_argument('--calibrate-batches', type=int, default=16)
+    parser.add_argument('--calib-batches', type=int, default=16)
     parser.add_argument('--qat-epochs', type=int, default=6)
     parser.add_argument(
         '--qat-lr', type=float, default=3e-4, help='constant AdamW lr (upstream: 1e-5)')
@@ -74,7 +73,7 @@ def parse_args(argv=None):
 
 
 def demo(args):
-    check_positive(args, 'calibrate_batches', 'qat_epochs')
+    check_positive(args, 'calib_batches', 'qat_epochs')
     check_output_dir(args.work_dir, '--work-dir')
     started = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
@@ -85,12 +84,10 @@ def demo(args):
     step('2/5 float checkpoint')
     checkpoint = train_float(CONFIG, args.work_dir) if args.train else SHIPPED_CHECKPOINT
     print(f'float checkpoint: {checkpoint}')
-    step(f'3/5 PTQ, {", ".join(METHODS)} (one calibration pass, {args.calibrate_batches} batches)')
-    ptq_rows = run_cli([
-        'ptq', '--config', CONFIG, '--checkpoint', checkpoint, '--calibrate-batches',
-        str(args.calibrate_batches), '--method', *METHODS, '--output',
-        osp.join(args.work_dir, 'ptq.pth')
-    ], SCENESEG, DEFAULT_SKIP_LAYERS)
+    step(f'3/5 PTQ, {", ".join(METHODS)} (one calibration pass, {args.calib_batches} batches)')
+    ptq_result = apis.ptq(CONFIG, checkpoint, SCENESEG, osp.join(args.work_dir, 'ptq.pth'),
+                          METHODS, args.calib_batches)
+    print(ptq_result.table())
     step(f'4/5 QAT with QATHook, {args.qat_epochs} epochs at lr {args.qat_lr:g}, and the same '
          'training without it (control)')
     schedule_metrics = {}
@@ -119,7 +116,7 @@ def demo(args):
     ]) != 0:
         return 2
 
-    rows = [row(name, metrics) for name, metrics in ptq_rows]
+    rows = [row(name, metrics) for name, metrics in ptq_result.rows]
     schedule = f'{args.qat_epochs} epochs, lr {args.qat_lr:g}'
     rows.append(row(f'QAT ({schedule}, QATHook as upstream)', schedule_metrics['qat']))
     rows.append(

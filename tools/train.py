@@ -1,7 +1,11 @@
 """Train (or QAT-fine-tune) a model from an MMEngine config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--load-from CKPT] [--resume [CKPT]]
-                                 [--cfg-options key=value ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--load-from CKPT] [--resume [CKPT]] [--amp]
+                                 [--auto-scale-lr] [--cfg-options key=value ...]
+    torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch ...
+
+mmdet3d's flags, plus ``--load-from``. Multi-process runs work on GPUs (NCCL) and on the CPU
+(gloo; ``apis/launcher.py``).
 
 QAT is the same command with ``custom_hooks = [dict(type='QATHook', ...)]`` in the config and
 ``--load-from`` a float checkpoint. ``--resume`` continues from the work dir's last complete
@@ -14,15 +18,19 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 # registers QATHook, the quant modules and the checkpoint allow-list
+from apis import LAUNCHERS, distributed_runner_cfg, init_launcher  # noqa: E402
+from apis.qat import enable_amp  # noqa: E402
 from quantization import load_checkpoint_file  # noqa: E402
-from quantization.errors import ToolArgumentParser, UserError, run_tool  # noqa: E402
+from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
+from quantization.errors import UserError  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 from quantization.resume import resolve_start, trains_qat  # noqa: E402
-from quantization.user_input import (add_cfg_options, check_input_file,  # noqa: E402
-                                     merge_cfg_options, read_config)
+from apis.user_input import (add_cfg_options, check_input_file,  # noqa: E402
+                             merge_cfg_options, read_config)
 
 REQUIRED_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
 
@@ -37,7 +45,15 @@ def parse_args(argv=None):
         nargs='?',
         const='auto',
         help='resume from CKPT, or from the last complete checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (fake quantization stays float32)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the total batch size over the config\'s '
+                        'auto_scale_lr.base_batch_size')
     add_cfg_options(parser)
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
+                        help='set by torch.distributed.launch; torchrun sets LOCAL_RANK')
     return parser.parse_args(argv)
 
 
@@ -48,6 +64,12 @@ def prepare(args):
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     check_output_dir(cfg.work_dir)
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            raise UserError(f'--auto-scale-lr: {args.config} has no auto_scale_lr.base_batch_size')
+        cfg.auto_scale_lr.enable = True
     if args.load_from:
         check_input_file(args.load_from, '--load-from')
     if args.resume not in (None, 'auto'):
@@ -63,8 +85,10 @@ def prepare(args):
     for path in filter(None, (start.resume_from, start.load_from)):
         load_checkpoint_file(path)  # unloadable files fail here, named, not inside the Runner
     start.apply(cfg)
-    print(start.message, flush=True)
-    return cfg
+    init_launcher(args.launcher)
+    if is_main_process():
+        print(start.message, flush=True)
+    return distributed_runner_cfg(cfg, args.launcher)
 
 
 def main(argv=None) -> int:

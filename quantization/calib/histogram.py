@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..distributed import collective_device
 from .reductions import AMAX_REDUCTIONS
 
 #: Width exponent used when everything seen so far is 0.
@@ -87,9 +88,7 @@ class HistogramCalibrator:
 
     def sync(self):
         """Sum the histograms of all distributed ranks (every rank must call it)."""
-        device = self.calib_hist.device if self.calib_hist is not None else torch.device('cpu')
-        if dist.get_backend() == 'nccl':
-            device = torch.device('cuda', torch.cuda.current_device())
+        device = collective_device()
         if self.calib_hist is None:
             self.calib_hist = torch.zeros(self.num_bins, dtype=torch.int64, device=device)
         self.calib_hist = self.calib_hist.to(device)

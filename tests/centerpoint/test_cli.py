@@ -4,16 +4,15 @@ import os.path as osp
 
 import torch
 
-from projects.CenterPoint.quantization import DEFAULT_SKIP_LAYERS
 from projects.CenterPoint.quantization.adapter import CENTERPOINT
 from quantization import load_quantized_checkpoint, named_quantizers
-from quantization.cli import main
+from tools.quantization_cli import main
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 
 
 def run(argv):
-    return main(argv, CENTERPOINT, DEFAULT_SKIP_LAYERS)
+    return main(argv, CENTERPOINT)
 
 
 def amax_of(path):
@@ -25,7 +24,7 @@ def test_ptq_saves_checkpoints_that_rebuild(tiny, capsys):
     output = str(tiny['folder'] / 'ptq.pth')
     assert run([
         'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-        '--calibrate-batches', '1', '--method', 'max', 'entropy', '--output', output,
+        '--calib-batches', '1', '--method', 'max', 'entropy', '--output', output,
         '--calib-split', 'val'
     ]) == 0
     printed = capsys.readouterr().out
@@ -49,7 +48,7 @@ def test_ptq_saves_checkpoints_that_rebuild(tiny, capsys):
     single = str(tiny['folder'] / 'ptq_single.pth')
     assert run([
         'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-        '--calibrate-batches', '1', '--method', 'entropy', '--output', single, '--calib-split',
+        '--calib-batches', '1', '--method', 'entropy', '--output', single, '--calib-split',
         'val'
     ]) == 0
     expected, shared_pass = amax_of(single), amax_of(str(tiny['folder'] / 'ptq_entropy.pth'))
@@ -63,7 +62,7 @@ def test_sensitivity_writes_csv_and_png(tiny, capsys):
     output = str(tiny['folder'] / 'sensitivity.csv')
     assert run([
         'sensitivity', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-        '--calibrate-batches', '1', '--output', output, '--layers', 'pts_neck.deblocks.2*',
+        '--calib-batches', '1', '--output', output, '--layers', 'pts_neck.deblocks.2*',
         'pts_neck.concat', '--eval-batches', '1'
     ]) == 0
     rows = list(csv.DictReader(open(output)))
@@ -76,7 +75,7 @@ def test_qat_trains_and_saves(tiny):
     work_dir = str(tiny['folder'] / 'qat')
     assert run([
         'qat', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-        '--calibrate-batches', '1', '--epochs', '1', '--output', work_dir
+        '--calib-batches', '1', '--epochs', '1', '--output', work_dir
     ]) == 0
     saved = torch.load(osp.join(work_dir, 'epoch_1.pth'), weights_only=True)
     assert saved['meta']['quantization']['preparations'] == ['SECONDFPNConcat']
@@ -94,8 +93,8 @@ def test_bad_input_is_one_line(tiny, capsys):
     base = ['ptq', '--config', tiny['config'], '--output', str(tiny['folder'] / 'bad.pth')]
     assert 'missing.pth does not exist' in failing(
         base + ['--checkpoint', str(tiny['folder'] / 'missing.pth')], capsys)
-    assert '--calibrate-batches must be at least 1' in failing(
-        base + ['--checkpoint', tiny['checkpoint'], '--calibrate-batches', '0'], capsys)
+    assert '--calib-batches must be at least 1' in failing(
+        base + ['--checkpoint', tiny['checkpoint'], '--calib-batches', '0'], capsys)
     demo_config = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')
     assert 'does not build a pillar CenterPoint (got DemoNet' in failing([
         'ptq', '--config', demo_config, '--checkpoint', tiny['checkpoint'], '--output',
@@ -117,7 +116,7 @@ def test_tools_test_evaluates_float_and_quantized(tiny, capsys):
     if not osp.exists(quantized):
         run([
             'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-            '--calibrate-batches', '1', '--output', quantized
+            '--calib-batches', '1', '--output', quantized
         ])
         capsys.readouterr()
     assert test_main([tiny['config'], quantized]) == 0
@@ -131,7 +130,7 @@ def test_more_calibration_batches_than_data_warns_and_records_the_truth(tiny, ca
     with caplog.at_level('WARNING', logger='quantization.calibration'):
         assert run([
             'ptq', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
-            '--calibrate-batches', '1000', '--output', output
+            '--calib-batches', '1000', '--output', output
         ]) == 0
     # 4 training scenes in batches of 2
     assert 'calibration asked for 1000 batches but the data holds 2' in caplog.text

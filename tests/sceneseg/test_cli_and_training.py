@@ -8,10 +8,9 @@ import pytest
 
 import torch
 
-from projects.SceneSeg.quantization import DEFAULT_SKIP_LAYERS
 from projects.SceneSeg.quantization.adapter import SCENESEG
 from quantization import load_quantized_checkpoint, named_quantizers
-from quantization.cli import main as cli_main
+from tools.quantization_cli import main as cli_main
 from tools.deploy import main as deploy_main
 from tools.sceneseg_benchmark import main as benchmark_main
 from tools.train import main as train_main
@@ -20,7 +19,7 @@ ROOT = osp.join(osp.dirname(__file__), '..', '..')
 
 
 def run(argv):
-    return cli_main(argv, SCENESEG, DEFAULT_SKIP_LAYERS)
+    return cli_main(argv, SCENESEG)
 
 
 def test_float_training_then_qat_config_resumes(tiny_roads):
@@ -55,7 +54,7 @@ def test_ptq_and_sensitivity(tiny_roads, capsys):
     output = str(tiny_roads['folder'] / 'ptq.pth')
     assert run([
         'ptq', '--config', tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'],
-        '--calibrate-batches', '1', '--method', 'max', '--output', output
+        '--calib-batches', '1', '--method', 'max', '--output', output
     ]) == 0
     assert '| PTQ (max) |' in capsys.readouterr().out
     from projects.SceneSeg import SceneSegModel
@@ -75,7 +74,7 @@ def test_ptq_and_sensitivity(tiny_roads, capsys):
     report = str(tiny_roads['folder'] / 'sensitivity.csv')
     assert run([
         'sensitivity', '--config', tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'],
-        '--calibrate-batches', '1', '--output', report, '--layers', 'SceneSegHead.decode_layer_1*'
+        '--calib-batches', '1', '--output', report, '--layers', 'SceneSegHead.decode_layer_1*'
     ]) == 0
     assert [r['layer'] for r in csv.DictReader(open(report))] == ['SceneSegHead.decode_layer_10']
 

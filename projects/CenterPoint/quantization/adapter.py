@@ -1,8 +1,8 @@
-"""How the shared quantization CLI (quantization/cli.py) handles CenterPoint."""
+"""How the quantization flows (apis/) handle CenterPoint."""
 from mmengine.config import Config
 
-from quantization.cli import ModelAdapter
-from .recipe import DEFAULT_CALIB_METHOD, centerpoint_recipe, check_centerpoint
+from apis import ModelAdapter
+from .recipe import DEFAULT_CALIB_METHOD, DEFAULT_SKIP_LAYERS, centerpoint_recipe, check_centerpoint
 
 
 def qat_schedule(cfg: Config, lr: float, epochs: int, iters_per_epoch: int):
@@ -34,4 +34,5 @@ CENTERPOINT = ModelAdapter(
     make_recipe=centerpoint_recipe,
     metric_key='det/mAP',
     default_method=DEFAULT_CALIB_METHOD,
+    default_skip_layers=DEFAULT_SKIP_LAYERS,
     qat_optimizer=qat_schedule)

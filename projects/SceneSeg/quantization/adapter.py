@@ -1,6 +1,6 @@
-"""How the shared quantization CLI (quantization/cli.py) handles SceneSeg."""
-from quantization.cli import ModelAdapter
-from .recipe import DEFAULT_CALIB_METHOD, check_sceneseg, sceneseg_recipe
+"""How the quantization flows (apis/) handle SceneSeg."""
+from apis import ModelAdapter
+from .recipe import DEFAULT_CALIB_METHOD, DEFAULT_SKIP_LAYERS, check_sceneseg, sceneseg_recipe
 
 SCENESEG = ModelAdapter(
     name='SceneSeg',
@@ -8,4 +8,5 @@ SCENESEG = ModelAdapter(
     make_recipe=sceneseg_recipe,
     metric_key='sceneseg/pooled/class_average',
     default_method=DEFAULT_CALIB_METHOD,
+    default_skip_layers=DEFAULT_SKIP_LAYERS,
     table_prefix='sceneseg/pooled/')

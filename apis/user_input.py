@@ -6,7 +6,7 @@ from typing import Sequence
 
 from mmengine.config import Config, DictAction
 
-from .errors import UserError
+from quantization.errors import UserError
 
 _MISSING = object()
 
@@ -20,9 +20,10 @@ def check_input_file(path: str, kind: str) -> None:
 
 
 def check_positive(args, *options: str) -> None:
-    """Refuse any of the numeric ``options`` (argparse dest names) below 1; None is allowed."""
+    """Refuse any of the numeric ``options`` (argparse dest names, of ``args`` or a dict) below
+    1; None is allowed."""
     for option in options:
-        value = getattr(args, option, None)
+        value = args.get(option) if isinstance(args, dict) else getattr(args, option, None)
         if value is not None and value < 1:
             raise UserError(f'--{option.replace("_", "-")} must be at least 1, got {value}')
 

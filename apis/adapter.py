@@ -1,0 +1,33 @@
+"""What the quantization flows need to know about one model family."""
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from torch import nn
+
+from quantization import QuantRecipe
+
+
+@dataclass
+class ModelAdapter:
+    """One model family, as the ptq / sensitivity / qat flows see it.
+
+    Args:
+        name (str): Shown in messages, e.g. ``'CenterPoint'``.
+        check_model (callable): ``fn(model, source)`` raising ValueError when the config does not
+            build this kind of model.
+        make_recipe (callable): ``fn(float_model, skip_layers) -> QuantRecipe``.
+        metric_key (str): Evaluator key reported and used by sensitivity, e.g. ``'det/mAP'``.
+        default_method (str): amax method when none is given.
+        default_skip_layers (sequence of str): Layers left in float when none are given.
+        qat_optimizer (callable, optional): ``fn(cfg, lr, epochs, iters_per_epoch)`` setting the
+            config's optimizer and schedule for QAT; None only sets the learning rate.
+        table_prefix (str): Result tables show the metric keys starting with it (all: '').
+    """
+    name: str
+    check_model: Callable[[nn.Module, str], None]
+    make_recipe: Callable[[nn.Module, Sequence[str]], QuantRecipe]
+    metric_key: str
+    default_method: str = 'mse'
+    default_skip_layers: Sequence[str] = ()
+    qat_optimizer: Optional[Callable] = None
+    table_prefix: str = ''

@@ -1,0 +1,110 @@
+"""QAT from a config: QATHook in an MMEngine Runner (optionally distributed), then the test
+metrics of the trained INT8 model."""
+import copy
+import os.path as osp
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from quantization.errors import UserError
+from quantization.fileio import check_output_dir
+from quantization.resume import resolve_start
+from .adapter import ModelAdapter
+from .inputs import load_inputs
+from .launcher import distributed_runner_cfg, init_launcher
+from .ptq import check_methods, evaluate
+from .results import metric_keys, metrics_table
+from .user_input import check_positive
+
+
+@dataclass
+class QATResult:
+    """The test metrics after training, the learning rate used and the last checkpoint."""
+    metrics: dict
+    work_dir: str
+    checkpoint: str
+    epochs: int
+    lr: float
+    start: str  # where training started: the resume rule's message
+    table_prefix: str = ''
+
+    def table(self) -> str:
+        return metrics_table([(f'QAT ({self.epochs} epochs, lr {self.lr:g})', self.metrics)],
+                             metric_keys(self.metrics, self.table_prefix))
+
+
+def enable_amp(cfg: Config) -> None:
+    """mmdet3d's ``--amp``: MMEngine's AmpOptimWrapper with a dynamic loss scale. Fake
+    quantization runs in float32 inside autocast and casts back
+    (``quantization.tensor_quant.fake_quant``). MMEngine's AMP needs a GPU: refused without."""
+    if not torch.cuda.is_available():
+        raise UserError('--amp: MMEngine\'s AmpOptimWrapper trains on a GPU only and this '
+                        'machine has none; leave --amp out')
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        return
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def qat(config: Union[str, Config],
+        checkpoint: str,
+        adapter: ModelAdapter,
+        work_dir: str,
+        epochs: int = 2,
+        lr: Optional[float] = None,
+        resume: bool = False,
+        calib_batches: int = 100,
+        method: Optional[str] = None,
+        skip_layers: Optional[Sequence[str]] = None,
+        calib_split: str = 'train',
+        cfg_options: Optional[dict] = None,
+        device: Optional[str] = None,
+        launcher: str = 'none',
+        amp: bool = False) -> QATResult:
+    """Fine-tune the float model of ``config`` + ``checkpoint`` with QATHook for ``epochs``
+    (peak ``lr``, default 10x below the config's) into ``work_dir``; ``resume`` continues from
+    its last complete checkpoint. The Runner trains on its own device (CUDA when available), so
+    ``device`` may only confirm it."""
+    method = check_methods([method or adapter.default_method])[0]
+    check_positive({'calib_batches': calib_batches, 'epochs': epochs}, 'calib_batches', 'epochs')
+    check_output_dir(work_dir, '--output')
+    init_launcher(launcher)
+    inputs = load_inputs(config, checkpoint, adapter, skip_layers, calib_split,
+                         cfg_options=cfg_options, device=device)
+    runner_device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if inputs.device.type != runner_device:
+        raise UserError(f'--device {inputs.device}: QAT trains in MMEngine\'s Runner, which uses '
+                        f'{runner_device} here (hide GPUs with CUDA_VISIBLE_DEVICES= to train '
+                        'on the CPU)')
+    qat_cfg = copy.deepcopy(inputs.cfg)
+    qat_cfg.work_dir = work_dir
+    start = resolve_start(work_dir, resume, checkpoint)
+    start.apply(qat_cfg)
+    print_log(f'QAT: {start.message}', logger='current')
+    qat_cfg.train_cfg.max_epochs = epochs
+    # evaluated below as PTQ is, not by the runner
+    qat_cfg.val_dataloader = qat_cfg.val_cfg = qat_cfg.val_evaluator = None
+    hooks = [h for h in qat_cfg.get('custom_hooks', []) if h.get('type') != 'QATHook']
+    hooks.append(
+        dict(type='QATHook', recipe=inputs.recipe.to_dict(), calib_batches=calib_batches,
+             calib_method=method))
+    qat_cfg.custom_hooks = hooks
+    lr = lr if lr is not None else qat_cfg.optim_wrapper.optimizer.lr / 10
+    if adapter.qat_optimizer is not None:
+        train_loader = (inputs.calib_loader if calib_split == 'train' else
+                        Runner.build_dataloader(qat_cfg.train_dataloader, seed=0))
+        adapter.qat_optimizer(qat_cfg, lr, epochs, len(train_loader))
+    else:
+        qat_cfg.optim_wrapper.optimizer.lr = lr
+    if amp:
+        enable_amp(qat_cfg)
+    distributed_runner_cfg(qat_cfg, launcher)
+    runner = Runner.from_cfg(qat_cfg)
+    runner.train()
+    inputs.model = runner.model
+    return QATResult(evaluate(inputs), work_dir, osp.join(work_dir, f'epoch_{epochs}.pth'), epochs,
+                     lr, start.message, adapter.table_prefix)

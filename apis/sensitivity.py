@@ -1,0 +1,103 @@
+"""Layer sensitivity from a config: a per-layer report (CSV + PNG) and a greedy skip list.
+
+Under ``torch.distributed`` the ranks calibrate together (the same amax as one process over the
+same batches) and then share the per-layer evaluations, each on the whole evaluation set, so the
+report and skip list are those of one process.
+"""
+import os.path as osp
+from dataclasses import dataclass
+from itertools import islice
+from typing import Optional, Sequence, Union
+
+from mmengine.config import Config
+from mmengine.dist import is_main_process
+from mmengine.evaluator import Evaluator
+
+from quantization import (evaluate_model, greedy_skip_search, layer_sensitivity,
+                          plot_sensitivity, save_sensitivity_csv)
+from quantization.fileio import check_output_file
+from quantization.sensitivity import SensitivityReport, SkipSearchResult
+from quantization.toggle import match_quantizers
+from .adapter import ModelAdapter
+from .launcher import init_launcher
+from .inputs import load_inputs
+from .ptq import calibrate, check_methods
+from .user_input import check_positive
+
+
+@dataclass
+class SensitivityResult:
+    """The report, the skip search, the files written and ``frames``: the test samples each
+    figure was measured on."""
+    report: SensitivityReport
+    search: SkipSearchResult
+    csv: str
+    png: str
+    frames: int
+    calib_batches: int
+    budget: float
+    metric_key: str
+
+    def table(self, top: int = 10) -> str:
+        lines = [
+            '| rank | layer | only this layer INT8 | loss | all but this layer | gain |',
+            '|---:|---|---:|---:|---:|---:|'
+        ]
+        for rank, row in enumerate(self.report.top(top), 1):
+            lines.append(f'| {rank} | {row.layer} | {row.only_quantized:.2f} | '
+                         f'{row.delta_only:.2f} | {row.all_but:.2f} | {row.gain_all_but:.2f} |')
+        return '\n'.join(lines)
+
+
+def png_path(output: str) -> str:
+    return osp.splitext(output)[0] + '.png'
+
+
+def sensitivity(config: Union[str, Config],
+                checkpoint: str,
+                adapter: ModelAdapter,
+                output: str,
+                calib_batches: int = 100,
+                method: Optional[str] = None,
+                budget: float = 0.3,
+                layers: Optional[Sequence[str]] = None,
+                eval_batches: Optional[int] = None,
+                calib_split: str = 'train',
+                cfg_options: Optional[dict] = None,
+                device: Optional[str] = None,
+                launcher: str = 'none') -> SensitivityResult:
+    """Every quantizable layer alone and left out (``2 * layers + 2`` evaluations on the first
+    ``eval_batches`` test batches, default all), then the shortest skip list within ``budget``
+    metric points of float. Writes ``output`` (CSV) and its PNG on rank 0."""
+    method = check_methods([method or adapter.default_method])[0]
+    check_positive({'calib_batches': calib_batches, 'eval_batches': eval_batches},
+                   'calib_batches', 'eval_batches')
+    check_output_file(output, '--output')
+    check_output_file(png_path(output), '--output')
+    init_launcher(launcher)
+    inputs = load_inputs(config, checkpoint, adapter, (), calib_split, layers or (),
+                         cfg_options, device, whole_test_set=True)
+    model, loader = inputs.model, inputs.test_loader
+    seen = calibrate(inputs, calib_batches, method)
+    batches = list(islice(loader, eval_batches)) if eval_batches else loader
+    frames = (sum(len(batch['data_samples']) for batch in batches)
+              if eval_batches else len(loader.dataset))
+
+    def metric(candidate) -> float:
+        evaluator = Evaluator(inputs.cfg.test_evaluator)
+        evaluator.dataset_meta = loader.dataset.metainfo
+        return evaluate_model(candidate, batches, evaluator, frames,
+                              gather=False)[adapter.metric_key]
+
+    names = None
+    if layers:
+        names = sorted({name.rpartition('.')[0] for name in match_quantizers(model, layers)})
+    report = layer_sensitivity(model, metric, names, progress=is_main_process())
+    search = greedy_skip_search(model, metric, [r.layer for r in report.layers], budget,
+                                report.float_metric)
+    result = SensitivityResult(report, search, output, png_path(output), frames, seen, budget,
+                               adapter.metric_key)
+    if is_main_process():
+        save_sensitivity_csv(report, output)
+        plot_sensitivity(report, result.png, f'{adapter.metric_key} ({frames} frames)')
+    return result

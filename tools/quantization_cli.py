@@ -1,0 +1,117 @@
+"""The ``ptq | sensitivity | qat`` command line of every model (the tools of CenterPoint and
+SceneSeg are two lines over it): argument parsing, printing and exit codes over ``apis``.
+
+Under ``torchrun ... --launcher pytorch`` the ranks share the work and rank 0 prints and writes.
+Bad input ends with one ``error: ...`` line and exit code 2, found before any heavy work.
+"""
+from typing import Optional, Sequence
+
+from mmengine.dist import is_main_process
+
+from apis import LAUNCHERS, ModelAdapter, init_launcher, ptq, qat, sensitivity
+from apis.tool import ToolArgumentParser, run_tool
+from apis.user_input import add_cfg_options
+from quantization.descriptor import AMAX_METHODS
+
+VERBS = {
+    'ptq': 'calibrate and save a quantized checkpoint',
+    'sensitivity': 'per-layer sensitivity and a skip list',
+    'qat': 'quantization-aware training with QATHook',
+}
+
+
+def _add_common(sub, adapter: ModelAdapter, verb: str):
+    sub.add_argument('--config', required=True, help='MMEngine / mmdet3d model config')
+    sub.add_argument('--checkpoint', required=True, help='float checkpoint')
+    sub.add_argument('--calib-batches', type=int, default=100,
+                     help='calibration batches (over all processes)')
+    if verb == 'ptq':
+        sub.add_argument('--method', nargs='+', choices=AMAX_METHODS,
+                         default=[adapter.default_method],
+                         help='amax method(s); several: one calibration pass, one checkpoint '
+                         'each (OUT with _<method> before the extension)')
+    else:
+        sub.add_argument('--method', choices=AMAX_METHODS, default=adapter.default_method,
+                         help='amax method')
+    sub.add_argument('--calib-split', choices=['train', 'val'], default='train',
+                     help='dataloader the calibration batches come from')
+    sub.add_argument('--output', required=True,
+                     help='work dir' if verb == 'qat' else 'output file')
+    sub.add_argument('--device', default=None,
+                     help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
+    sub.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                     help='job launcher for multi-process runs (torchrun: pytorch)')
+    sub.add_argument('--local-rank', '--local_rank', type=int, default=0,
+                     help='set by torch.distributed.launch; torchrun sets LOCAL_RANK')
+    add_cfg_options(sub)
+
+
+def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
+    parser = ToolArgumentParser(description=f'{adapter.name} INT8 quantization')
+    verbs = parser.add_subparsers(dest='verb', required=True)
+    for verb, help_text in VERBS.items():
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        _add_common(sub, adapter, verb)
+        if verb != 'sensitivity':  # sensitivity analyses every layer
+            sub.add_argument('--skip-layers', nargs='*', default=None,
+                             help='layer patterns left in float (default: the recipe\'s list: '
+                             f'{" ".join(adapter.default_skip_layers) or "none"})')
+        if verb == 'sensitivity':
+            sub.add_argument('--budget', type=float, default=0.3,
+                             help=f'{adapter.metric_key} points the skip list may lose')
+            sub.add_argument('--layers', nargs='*', default=None,
+                             help='analyse only layers matching these patterns (default: all)')
+            sub.add_argument('--eval-batches', type=int, default=None,
+                             help='score each variant on the first N test batches (default: '
+                             'all)')
+        if verb == 'qat':
+            sub.add_argument('--epochs', type=int, default=2)
+            sub.add_argument('--lr', type=float, default=None,
+                             help='peak learning rate (default: 10x below the config\'s)')
+            sub.add_argument('--resume', action='store_true',
+                             help='continue from the last complete checkpoint in --output')
+            sub.add_argument('--amp', action='store_true',
+                             help='mixed precision (fake quantization stays float32)')
+    return parser
+
+
+def _common(args) -> dict:
+    return dict(calib_split=args.calib_split, cfg_options=args.cfg_options, device=args.device,
+                launcher=args.launcher)
+
+
+def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
+    """Parse ``argv``, run its verb and print its result (rank 0); returns the result."""
+    args = build_parser(adapter).parse_args(argv)
+    init_launcher(args.launcher)
+    say = print if is_main_process() else (lambda *_: None)
+    if args.verb == 'ptq':
+        result = ptq(args.config, args.checkpoint, adapter, args.output, args.method,
+                     args.calib_batches, args.skip_layers, **_common(args))
+        for path in result.checkpoints.values():
+            say(f'saved {path}')
+        say(result.table())
+    elif args.verb == 'sensitivity':
+        result = sensitivity(args.config, args.checkpoint, adapter, args.output,
+                             args.calib_batches, args.method, args.budget, args.layers,
+                             args.eval_batches, **_common(args))
+        report, search = result.report, result.search
+        say(f'float {report.float_metric:.2f}, all INT8 {report.quant_metric:.2f} '
+            f'({adapter.metric_key}; every figure over {result.frames} test frames, '
+            f'calibration {result.calib_batches} batches)\n')
+        say(result.table())
+        say(f'\nsuggested skip list for a budget of {args.budget} points: '
+            f'{search.skip_layers or "none"} ({adapter.metric_key} {search.metric:.2f})')
+        say(f'written: {result.csv}, {result.png}')
+    else:
+        result = qat(args.config, args.checkpoint, adapter, args.output, args.epochs, args.lr,
+                     args.resume, args.calib_batches, args.method, args.skip_layers,
+                     amp=args.amp, **_common(args))
+        say(result.table())
+        say(f'checkpoints in {args.output} (resume with --resume)')
+    return result
+
+
+def main(argv: Optional[Sequence[str]], adapter: ModelAdapter) -> int:
+    """:func:`run` as a command: bad input ends with one ``error:`` line and exit code 2."""
+    return run_tool(lambda: run(argv, adapter) and None)
