@@ -4,6 +4,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
 from mmdet3d.registry import METRICS
 from nuscenes.eval.common.data_classes import EvalBoxes
 from nuscenes.eval.common.utils import center_distance
@@ -42,16 +43,24 @@ def detection_map(gt: EvalBoxes,
                   classes: Sequence[str],
                   min_recall: float = 0.1,
                   min_precision: float = 0.1) -> Dict[str, float]:
-    """AP per class (mean over the distance thresholds, in %) and their mean ``mAP``."""
+    """AP per class (mean over the distance thresholds, in %) and their mean ``mAP``, over the
+    classes with ground truth in ``gt``: a class without any is absent (no ``AP_<name>``), as a
+    0 would lower the mean for objects that were never there to find."""
+    present = {box.detection_name for box in gt.all}
+    with_gt = [name for name in classes if name in present]
+    absent = [name for name in classes if name not in present]
+    print_log(f'mAP over {len(with_gt)} of {len(classes)} classes, those with ground truth: '
+              f'{", ".join(with_gt) or "none"}' + (f'; absent: {", ".join(absent)}' if absent
+                                                   else ''), logger='current')
     result = {}
-    for name in classes:
+    for name in with_gt:
         aps = [
             calc_ap(
                 accumulate(gt, predictions, name, center_distance, threshold), min_recall,
                 min_precision) for threshold in DISTANCE_THRESHOLDS
         ]
         result[f'AP_{name}'] = 100.0 * float(np.mean(aps))
-    result['mAP'] = float(np.mean([result[f'AP_{name}'] for name in classes]))
+    result['mAP'] = float(np.mean([result[f'AP_{name}'] for name in with_gt])) if with_gt else 0.0
     return result
 
 

@@ -105,6 +105,9 @@ def test_map_against_hand_computed_values():
     result = detection_map(gt, perfect, ['car', 'pedestrian'])
     assert result['AP_car'] == pytest.approx(100.0)
     assert result['AP_pedestrian'] == pytest.approx(100.0)  # 0.3 m off: within every threshold
+    # A class with no ground truth is absent from the result and from the mean (not a 0).
+    with_absent = detection_map(gt, perfect, ['car', 'bus', 'pedestrian'])
+    assert 'AP_bus' not in with_absent and with_absent['mAP'] == pytest.approx(100.0)
     # One of two cars found, 1.5 m off: matched at 2 and 4 m only. nuScenes' AP at a matched
     # threshold: precision 1 up to recall 0.5, i.e. 40 of the 90 recall points above 0.1 at
     # (1 - 0.1) / (1 - 0.1) -> 40 / 90. Unmatched thresholds give 0. Mean over 4 thresholds.

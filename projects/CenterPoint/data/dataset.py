@@ -15,12 +15,22 @@ class SyntheticLidarDataset(Det3DDataset):
     ``bbox_3d_isvalid`` (the box has lidar points); boxes become
     ``LiDARInstance3DBoxes`` of 9 values (box + velocity) with mmdet3d's bottom-centre origin,
     as nuScenes boxes do. Invalid boxes are dropped from training targets.
+
+    ``metainfo=dict(classes=[...])`` may name any classes (a 10-class nuScenes head): labels map
+    to their place in that list, objects of classes it leaves out are dropped, and classes the
+    files hold no objects of are simply absent.
     """
 
     METAINFO = {'classes': CLASSES}
 
-    def __init__(self, data_root: str, ann_file: str, pipeline=(), data_prefix=None, **kwargs):
+    def __init__(self, data_root: str, ann_file: str, pipeline=(), data_prefix=None,
+                 metainfo=None, **kwargs):
+        wanted = tuple((metainfo or {}).get('classes') or ())
+        # Det3DDataset maps the file's labels (indices into METAINFO) by name into `classes`;
+        # names the files never use extend the known list, so every requested name has a place.
+        self.METAINFO = {'classes': CLASSES + tuple(c for c in wanted if c not in CLASSES)}
         super().__init__(
+            metainfo=metainfo,
             data_root=data_root,
             ann_file=ann_file,
             pipeline=list(pipeline),

@@ -112,6 +112,45 @@ class CenterPointSplitExporter:
     def __init__(self, onnx_config: Optional[dict] = None):
         self.onnx_config = onnx_config
 
+    @staticmethod
+    def _dims(model: nn.Module) -> dict:
+        """Graph dimensions from the model: points per pillar, point features after decoration,
+        pillars at test time (mmdet3d's ``max_voxels[1]``), PFN channels, canvas height / width."""
+        voxel_layer = model.data_preprocessor.voxel_layer
+        max_voxels = voxel_layer.max_voxels
+        scatter = model.pts_middle_encoder
+        return dict(
+            points=voxel_layer.max_num_points,
+            features=model.pts_voxel_encoder.pfn_layers[0].linear.in_features,
+            pillars=max_voxels[1] if isinstance(max_voxels, (list, tuple)) else max_voxels,
+            channels=scatter.in_channels,
+            height=scatter.ny,
+            width=scatter.nx)
+
+    def input_shapes(self, model: nn.Module) -> Dict[str, list]:
+        """``onnx_config.input_shapes`` of the two graphs, derived from ``model`` (-1: dynamic)."""
+        d = self._dims(model)
+        return {
+            'decorated_pillars': [-1, d['points'], d['features']],
+            'bev_canvas': [-1, d['channels'], d['height'], d['width']]
+        }
+
+    def tensorrt_profiles(self, model: nn.Module, max_batch: int = 4) -> Dict[str, list]:
+        """TensorRT profiles (min, opt, max) of each graph, derived from ``model``: 1 to the
+        test-time pillar limit (opt: half of it), batch 1 to ``max_batch`` (opt: 1)."""
+        d = self._dims(model)
+        pillar = [d['points'], d['features']]
+        canvas = [d['channels'], d['height'], d['width']]
+        return {
+            'pts_voxel_encoder': [
+                dict(decorated_pillars=[[1, *pillar], [max(1, d['pillars'] // 2), *pillar],
+                                        [d['pillars'], *pillar]])
+            ],
+            'pts_backbone_neck_head': [
+                dict(bev_canvas=[[1, *canvas], [1, *canvas], [max_batch, *canvas]])
+            ]
+        }
+
     def graphs(self, model: nn.Module) -> Dict[str, GraphSpec]:
         heads = output_names(len(model.pts_bbox_head.task_heads))
         return {
