@@ -84,6 +84,14 @@ def init_launcher(launcher: str = 'none', backend: Optional[str] = None) -> bool
     return True
 
 
+def close_launcher() -> None:
+    """End a process group this process runs: every rank waits for the others (rank 0 may still
+    be writing files), then the group is destroyed, so no rank exits inside a collective."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def distributed_runner_cfg(cfg: Config, launcher: str) -> Config:
     """Set ``cfg`` up for a Runner under ``launcher`` (after :func:`init_launcher`): the launcher,
     and on the CPU the gloo backend and the CPU DDP wrapper (a wrapper the config names is kept)."""

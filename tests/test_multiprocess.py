@@ -130,3 +130,11 @@ def test_distributed_sensitivity_matches_one_process(tiny, tmp_path):
     assert two.count('suggested skip list') == 1
     assert osp.isfile(tmp_path / 'two.png')
     assert 'every figure over 2 test frames' in two
+
+
+def test_tools_test_on_two_cpu_processes_gives_the_metrics_of_one(demo_float, tmp_path):
+    argv = ['tools/test.py', DEMO, demo_float, '--cfg-options', *SMALL]
+    one = run([*argv, '--work-dir', str(tmp_path / 'one')])
+    two = torchrun([*argv, '--work-dir', str(tmp_path / 'two'), '--launcher', 'pytorch'])
+    rows = [line for line in one.splitlines() if line.startswith('| epoch_1.pth |')]
+    assert rows and all(two.count(row) == 1 for row in rows)  # rank 0 prints, same values

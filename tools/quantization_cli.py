@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from mmengine.dist import is_main_process
 
-from apis import LAUNCHERS, ModelAdapter, init_launcher, ptq, qat, sensitivity
+from apis import LAUNCHERS, ModelAdapter, close_launcher, init_launcher, ptq, qat, sensitivity
 from apis.tool import ToolArgumentParser, run_tool
 from apis.user_input import add_cfg_options
 from quantization.descriptor import AMAX_METHODS
@@ -109,6 +109,7 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
                      amp=args.amp, **_common(args))
         say(result.table())
         say(f'checkpoints in {args.output} (resume with --resume)')
+    close_launcher()
     return result
 
 

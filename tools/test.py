@@ -16,7 +16,7 @@ from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from apis import LAUNCHERS, distributed_runner_cfg, init_launcher  # noqa: E402
+from apis import LAUNCHERS, close_launcher, distributed_runner_cfg, init_launcher  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from apis.user_input import (add_cfg_options, check_input_file,  # noqa: E402
                              merge_cfg_options, read_config)
@@ -89,6 +89,7 @@ def main(argv=None) -> int:
             for key, value in metrics.items():
                 if isinstance(value, float):
                     print(f'| {osp.basename(args.checkpoint)} | {key} | {value:.4f} |')
+        close_launcher()
 
     return run_tool(test)
 

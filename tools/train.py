@@ -22,7 +22,7 @@ from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 # registers QATHook, the quant modules and the checkpoint allow-list
-from apis import LAUNCHERS, distributed_runner_cfg, init_launcher  # noqa: E402
+from apis import LAUNCHERS, close_launcher, distributed_runner_cfg, init_launcher  # noqa: E402
 from apis.qat import enable_amp  # noqa: E402
 from quantization import load_checkpoint_file  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
 
     def train():
         Runner.from_cfg(prepare(args)).train()
+        close_launcher()
 
     return run_tool(train)
 

@@ -3,7 +3,14 @@
 # in mmdet3d's format; point a user dataset here by changing dataset_type / data_root.
 _base_ = ['../_base_/default_runtime.py']
 default_scope = 'mmdet3d'
-custom_imports = dict(imports=['quantization', 'projects.CenterPoint'], allow_failed_imports=False)
+# `projects` and `projects/CenterPoint` are namespace packages (they merge with AWML's tree, whose
+# projects.CenterPoint.models sits beside ours): each of our subpackages registers its own modules.
+custom_imports = dict(
+    imports=[
+        'quantization', 'projects.CenterPoint.data', 'projects.CenterPoint.hooks',
+        'projects.CenterPoint.metric', 'projects.CenterPoint.quantization'
+    ],
+    allow_failed_imports=False)
 
 class_names = ['car', 'truck', 'bus', 'bicycle', 'pedestrian']
 point_cloud_range = [-122.4, -122.4, -3.0, 122.4, 122.4, 5.0]

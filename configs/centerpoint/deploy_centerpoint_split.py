@@ -4,7 +4,8 @@
 # graphs in ONNX Runtime and scores the boxes with the model config's val_evaluator (mAP).
 _base_ = ['../deploy/int8_base.py']
 custom_imports = dict(
-    imports=['quantization', 'deployment', 'projects.CenterPoint'], allow_failed_imports=False)
+    imports=['quantization', 'deployment', 'projects.CenterPoint.deploy'],
+    allow_failed_imports=False)
 
 exporter = dict(type='CenterPointSplitExporter')
 # The graph input shapes (decorated pillars: points per pillar x point features after

@@ -4,7 +4,7 @@ import torch
 from mmengine.runner import Runner
 
 from deployment import OnnxRuntimeModel
-from projects.CenterPoint import centerpoint_recipe
+from projects.CenterPoint.quantization import centerpoint_recipe
 from projects.CenterPoint.deploy.split import (HEAD_OUTPUTS, SplitCenterPoint, export_split,
                                                torch_parts)
 from quantization import CalibrationManager

@@ -54,7 +54,7 @@ def test_written_dataset_loads_through_mmdet3d_pipeline(tmp_path):
     from mmengine.registry import init_default_scope
     from mmdet3d.registry import DATASETS
     init_default_scope('mmdet3d')
-    import projects.CenterPoint  # noqa: F401  (registers the dataset)
+    import projects.CenterPoint.data  # noqa: F401  (registers the dataset)
     info_files = write_dataset(str(tmp_path), {'train': 3, 'val': 2}, seed=0, config=SMALL)
     infos = pickle.load(open(info_files['val'], 'rb'))
     assert infos['metainfo']['categories'] == {name: i for i, name in enumerate(CLASSES)}
