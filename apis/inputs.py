@@ -43,13 +43,13 @@ def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) 
     return cfg
 
 
-def whole_dataset(loader):
-    """``loader`` made to yield the whole dataset on every distributed rank (its DefaultSampler
-    shards it otherwise): for ranks that each evaluate a different model on all the data."""
+def whole_dataset(loader, key: str):
+    """``loader`` (config key ``key``) made to yield the whole dataset on every distributed rank
+    (its DefaultSampler shards it otherwise): for ranks that each work as one process would."""
     sampler = loader.sampler
     if not isinstance(sampler, DefaultSampler):
-        raise UserError(f'test_dataloader.sampler: {type(sampler).__name__} cannot be unsharded; '
-                        'use DefaultSampler')
+        raise UserError(f'{key}.sampler: {type(sampler).__name__} cannot be unsharded; use '
+                        'DefaultSampler')
     sampler.rank, sampler.world_size = 0, 1
     sampler.num_samples = sampler.total_size = len(sampler.dataset)
     return loader
@@ -75,12 +75,13 @@ def load_inputs(config: Union[str, Config],
                 layer_patterns: Sequence[str] = (),
                 cfg_options: Optional[dict] = None,
                 device: Optional[str] = None,
-                whole_test_set: bool = False) -> QuantInputs:
+                whole_data: bool = False) -> QuantInputs:
     """Read and check everything a flow needs (the config first, the datasets last).
 
     Args:
         skip_layers: Layers left in float; None: the adapter's default list.
-        whole_test_set: Every distributed rank iterates the whole test set (else its shard).
+        whole_data: Every distributed rank iterates the whole calibration and test sets (else
+            its shard of each).
     """
     if calib_split not in CALIB_SPLITS:
         raise UserError(f'calib_split {calib_split}: choose one of {", ".join(CALIB_SPLITS)}')
@@ -101,7 +102,8 @@ def load_inputs(config: Union[str, Config],
     _check_patterns(model, recipe, layer_patterns)
     calib_loader = Runner.build_dataloader(cfg[f'{calib_split}_dataloader'], seed=0)
     test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
-    if whole_test_set:
-        whole_dataset(test_loader)
+    if whole_data:
+        whole_dataset(calib_loader, f'{calib_split}_dataloader')
+        whole_dataset(test_loader, 'test_dataloader')
     return QuantInputs(cfg, model.to(resolved).eval(), recipe, calib_loader, test_loader,
                        resolved)

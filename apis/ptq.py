@@ -64,12 +64,15 @@ def evaluate(inputs: QuantInputs, gather: bool = True) -> dict:
                           progress=is_main_process(), gather=gather)
 
 
-def calibrate(inputs: QuantInputs, calib_batches: int, method: str) -> int:
+def calibrate(inputs: QuantInputs, calib_batches: int, method: str,
+              share_ranks: bool = True) -> int:
     """Apply the recipe, collect statistics, load amax by ``method``; returns the batches seen
-    (all ranks). Seeded, so augmented calibration batches are the same in every run."""
+    (all ranks when shared). Seeded, so augmented calibration batches are the same in every
+    run."""
     set_random_seed(0)
     counts = quantize_and_calibrate(inputs.model, inputs.recipe, inputs.calib_loader,
-                                    calib_batches, method, progress=is_main_process())
+                                    calib_batches, method, progress=is_main_process(),
+                                    share_ranks=share_ranks)
     print_log(f'recipe applied: {counts}', logger='current')
     return counts['batches']
 

@@ -1,8 +1,9 @@
 """Layer sensitivity from a config: a per-layer report (CSV + PNG) and a greedy skip list.
 
-Under ``torch.distributed`` the ranks calibrate together (the same amax as one process over the
-same batches) and then share the per-layer evaluations, each on the whole evaluation set, so the
-report and skip list are those of one process.
+Under ``torch.distributed`` every rank calibrates as one process would (on all the calibration
+batches: a fraction of the time the evaluations take) and the ranks share the per-layer
+evaluations, each on the whole evaluation set, so the report and skip list are those of one
+process, whatever the batch composition does to floating point.
 """
 import os.path as osp
 from dataclasses import dataclass
@@ -76,9 +77,9 @@ def sensitivity(config: Union[str, Config],
     check_output_file(png_path(output), '--output')
     init_launcher(launcher)
     inputs = load_inputs(config, checkpoint, adapter, (), calib_split, layers or (),
-                         cfg_options, device, whole_test_set=True)
+                         cfg_options, device, whole_data=True)
     model, loader = inputs.model, inputs.test_loader
-    seen = calibrate(inputs, calib_batches, method)
+    seen = calibrate(inputs, calib_batches, method, share_ranks=False)
     batches = list(islice(loader, eval_batches)) if eval_batches else loader
     frames = (sum(len(batch['data_samples']) for batch in batches)
               if eval_batches else len(loader.dataset))

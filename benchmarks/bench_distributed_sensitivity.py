@@ -3,10 +3,12 @@
 Runs ``tools/centerpoint_quantization.py sensitivity`` on the shipped small CenterPoint and its
 synthetic validation scenes, 1 process and N processes interleaved over several rounds, and
 prints the wall time of each whole command (start-up included), median and spread, the speed-up
-and whether the CSVs are identical. The cores are shared out: 1 process runs
-``OMP_NUM_THREADS=cores``, N processes ``cores / N`` threads each.
+and whether the CSVs are identical. Two settings: the machine's cores shared out (1 process
+``OMP_NUM_THREADS=cores``, N processes ``cores / N`` each: what a CPU-only machine gains), and
+one thread per process (each rank brings its own compute, as each GPU of a multi-GPU machine
+does).
 
-    python benchmarks/bench_distributed_sensitivity.py [--nproc 2] [--rounds 3] [--eval-batches 2]
+    python benchmarks/bench_distributed_sensitivity.py [--nproc 2] [--rounds 3] [--eval-batches 4]
 """
 import argparse
 import os
@@ -38,9 +40,8 @@ def command(nproc: int, output: str, args) -> list:
             '--master_port=29611', *verb, '--launcher', 'pytorch']
 
 
-def timed(nproc: int, output: str, args) -> tuple:
-    """``(seconds, output)`` of one whole command."""
-    threads = max(1, args.cores // nproc)
+def timed(nproc: int, output: str, args, threads: int) -> tuple:
+    """``(seconds, output)`` of one whole command, each process on ``threads`` threads."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     started = time.perf_counter()
     done = subprocess.run(command(nproc, output, args), cwd=ROOT, env=env, text=True,
@@ -51,36 +52,43 @@ def timed(nproc: int, output: str, args) -> tuple:
     return seconds, done.stdout
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--nproc', type=int, default=2)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--eval-batches', type=int, default=2,
-                        help='validation batches (of 4 scenes) each variant is scored on')
-    parser.add_argument('--cores', type=int, default=os.cpu_count())
-    args = parser.parse_args()
-    ensure_data(Config.fromfile(CONFIG))
-    print(f'load before: {os.getloadavg()[0]:.2f} (1 min); {args.cores} cores')
+def measure(args, label: str, threads_of) -> None:
+    """Interleaved rounds of 1 and ``args.nproc`` processes; prints the table of one setting."""
     times = {1: [], args.nproc: []}
     with tempfile.TemporaryDirectory() as folder:
         csv = {n: osp.join(folder, f'sens_{n}.csv') for n in times}
         for index in range(args.rounds):
             for nproc in (times if index % 2 == 0 else reversed(list(times))):
-                seconds, out = timed(nproc, csv[nproc], args)
+                seconds, out = timed(nproc, csv[nproc], args, threads_of(nproc))
                 times[nproc].append(seconds)
-                print(f'round {index + 1}: {nproc} process(es) {times[nproc][-1]:.1f} s',
+                print(f'{label}, round {index + 1}: {nproc} process(es) {seconds:.1f} s',
                       flush=True)
         identical = open(csv[1]).read() == open(csv[args.nproc]).read()
         layers = sum(1 for _ in open(csv[1])) - 1
     median = {n: statistics.median(t) for n, t in times.items()}
     frames = re.search(r'every figure over (\d+) test frames', out).group(1)
-    print(f'\n{layers} layers, {2 * layers + 2} variants scored on {frames} validation frames '
-          f'each, then the greedy skip search; {args.rounds} rounds')
-    print('| processes | median s | min-max s |\n|---:|---:|---:|')
+    print(f'\n{label}: {layers} layers, {2 * layers + 2} variants scored on {frames} validation '
+          f'frames each, then the greedy skip search; {args.rounds} rounds')
+    print('| processes | threads each | median s | min-max s |\n|---:|---:|---:|---:|')
     for nproc, values in times.items():
-        print(f'| {nproc} | {median[nproc]:.1f} | {min(values):.1f}-{max(values):.1f} |')
+        print(f'| {nproc} | {threads_of(nproc)} | {median[nproc]:.1f} | '
+              f'{min(values):.1f}-{max(values):.1f} |')
     print(f'speed-up {args.nproc} vs 1 process: {median[1] / median[args.nproc]:.2f}x; '
-          f'CSV identical: {identical}')
+          f'CSV identical: {identical}\n')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--nproc', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--eval-batches', type=int, default=4,
+                        help='validation batches (of 4 scenes) each variant is scored on')
+    parser.add_argument('--cores', type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    ensure_data(Config.fromfile(CONFIG))
+    print(f'load before: {os.getloadavg()[0]:.2f} (1 min); {args.cores} cores')
+    measure(args, 'cores shared out', lambda nproc: max(1, args.cores // nproc))
+    measure(args, 'one thread per process', lambda nproc: 1)
     print(f'load after: {os.getloadavg()[0]:.2f}')
 
 

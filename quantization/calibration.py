@@ -41,13 +41,18 @@ class CalibrationManager:
         forward_fn (callable, optional): ``forward_fn(model, batch)``; defaults to
             :func:`default_forward`.
         progress (bool): Show a progress bar. Defaults to True.
+        share_ranks (bool): Under ``torch.distributed``, share the batches and merge the
+            statistics (True), or calibrate each rank alone on all the batches it is given, as
+            one process would (False). Defaults to True.
     """
 
     def __init__(self,
                  model: nn.Module,
                  forward_fn: Optional[ForwardFn] = None,
-                 progress: bool = True):
+                 progress: bool = True,
+                 share_ranks: bool = True):
         self.model = model.module if is_model_wrapper(model) else model
+        self.share_ranks = share_ranks
         self.forward_fn = forward_fn or default_forward
         self.progress = progress
         self.quantizers = {
@@ -72,7 +77,7 @@ class CalibrationManager:
         """
         if not isinstance(num_batches, int) or num_batches <= 0:
             raise ValueError(f'calibration needs at least one batch, got num_batches={num_batches}')
-        rank, world = rank_and_world()
+        rank, world = rank_and_world() if self.share_ranks else (0, 1)
         if num_batches < world:
             raise ValueError(f'{num_batches} calibration batches cannot be shared by {world} '
                              f'processes; ask for at least {world}')
@@ -112,7 +117,7 @@ class CalibrationManager:
             strict (bool): Raise (naming the quantizer) when one saw no data.
             **kwargs: Passed to the reduction (``percentile=99.99``, ``start_bin=128``).
         """
-        distributed = rank_and_world()[1] > 1
+        distributed = self.share_ranks and rank_and_world()[1] > 1
         for name, quantizer in tqdm(
                 self.quantizers.items(), desc=f'amax ({method})', disable=not self.progress):
             if distributed:

@@ -115,10 +115,7 @@ def read_csv(path):
 def test_distributed_sensitivity_matches_one_process(tiny, tmp_path):
     common = ['sensitivity', '--config', tiny['config'], '--checkpoint', tiny['checkpoint'],
               '--calib-batches', '2', '--method', 'max', '--layers',
-              'pts_backbone.blocks.0.*', 'pts_neck.*', '--budget', '0',
-              # the 2 unaugmented validation scenes, one per batch: the calibration of 2 ranks
-              # (a scene each) is the one of 1 process
-              '--calib-split', 'val', '--cfg-options', 'val_dataloader.batch_size=1']
+              'pts_backbone.blocks.0.*', 'pts_neck.*', '--budget', '0']
     one = run(['tools/centerpoint_quantization.py', *common, '--output',
                str(tmp_path / 'one.csv')])
     two = torchrun(['tools/centerpoint_quantization.py', *common, '--output',
