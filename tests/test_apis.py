@@ -1,0 +1,73 @@
+"""The API layer called directly (what the tools print comes from these results), and the tools'
+mmdet3d-style flags: defaults in every --help, --auto-scale-lr."""
+import copy
+import csv
+import os.path as osp
+
+import pytest
+import torch
+
+import apis
+from projects.CenterPoint.quantization.adapter import CENTERPOINT
+from tests.conftest import ROOT
+from tools import deploy, quantization_cli, test, train
+
+
+def test_ptq_sensitivity_and_qat_return_what_they_write(tiny, tmp_path):
+    cfg = copy.deepcopy(tiny['cfg'])  # a Config object, as scripts pass it
+    ptq = apis.ptq(cfg, tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'ptq.pth'),
+                   methods=['max', 'mse'], calib_batches=1)
+    assert [name for name, _ in ptq.rows] == ['float', 'PTQ (max)', 'PTQ (mse)']
+    assert ptq.calib_batches == 1 and ptq.skip_layers == list(CENTERPOINT.default_skip_layers)
+    saved = torch.load(ptq.checkpoints['mse'], weights_only=True)['state_dict']
+    assert ptq.amax and all(torch.equal(saved[f'{name}.amax'], amax)
+                            for name, amax in ptq.amax.items())
+    assert '| PTQ (mse) |' in ptq.table()
+
+    sens = apis.sensitivity(cfg, tiny['checkpoint'], CENTERPOINT, str(tmp_path / 's.csv'),
+                            calib_batches=1, method='max', layers=['pts_neck.*'],
+                            eval_batches=1)
+    with open(sens.csv, newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['layer'] for r in rows] == [r.layer for r in sens.report.layers]
+    assert sens.frames == 2 and osp.isfile(sens.png)  # one validation batch of 2 scenes
+
+    qat = apis.qat(cfg, tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'qat'), epochs=1,
+                   calib_batches=1, lr=1e-4)
+    assert osp.isfile(qat.checkpoint) and 'det/mAP' in qat.metrics and qat.lr == 1e-4
+    assert 'starting from' in qat.start
+
+
+@pytest.mark.parametrize('main, argv', [
+    (train.main, ['-h']), (test.main, ['-h']), (deploy.main, ['-h']),
+    (lambda argv: quantization_cli.main(argv, CENTERPOINT), ['ptq', '-h']),
+    (lambda argv: quantization_cli.main(argv, CENTERPOINT), ['qat', '-h']),
+])
+def test_help_shows_mmdet3d_flags_and_defaults(main, argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    text = capsys.readouterr().out
+    assert stop.value.code == 0 and '(default:' in text
+    flags = {'--launcher'}
+    if main is train.main:
+        flags |= {'--work-dir', '--amp', '--auto-scale-lr', '--resume', '--cfg-options',
+                  '--local-rank', '--load-from'}
+    elif main is test.main:
+        flags |= {'--work-dir', '--show-dir', '--cfg-options'}
+    elif main is deploy.main:
+        flags = {'--device', '--log-level', '--work-dir'}
+    else:
+        flags |= {'--device', '--cfg-options', '--calib-batches'}
+    assert all(flag in text for flag in flags), flags
+
+
+def test_auto_scale_lr_scales_by_the_batch(tmp_path):
+    demo = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')
+    options = ['train_dataloader.dataset.num_samples=32', 'train_dataloader.batch_size=8',
+               'train_cfg.max_epochs=1', 'train_cfg.val_interval=100',
+               'auto_scale_lr.base_batch_size=32']
+    assert train.main([demo, '--auto-scale-lr', '--work-dir', str(tmp_path), '--cfg-options',
+                       *options]) == 0
+    state = torch.load(tmp_path / 'epoch_1.pth', weights_only=True)['optimizer']
+    # 1 process x batch 8 against a base of 32: the config's 3e-3 scaled by 1/4
+    assert state['param_groups'][0]['initial_lr'] == pytest.approx(3e-3 * 8 / 32)
