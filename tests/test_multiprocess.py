@@ -135,3 +135,20 @@ def test_tools_test_on_two_cpu_processes_gives_the_metrics_of_one(demo_float, tm
     two = torchrun([*argv, '--work-dir', str(tmp_path / 'two'), '--launcher', 'pytorch'])
     rows = [line for line in one.splitlines() if line.startswith('| epoch_1.pth |')]
     assert rows and all(two.count(row) == 1 for row in rows)  # rank 0 prints, same values
+
+
+def test_slurm_launcher_without_cuda_reads_slurm_variables(demo_float, tmp_path):
+    """``--launcher slurm`` on a CPU machine: rank and world size from SLURM_* (here one task),
+    the rendezvous at MASTER_ADDR:MASTER_PORT, gloo; the run trains as without a launcher."""
+    env = dict(os.environ, SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_LOCALID='0',
+               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(29900 + os.getpid() % 90))
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, 'tools/train.py', DEMO_QAT, '--launcher', 'slurm', '--load-from',
+         demo_float, '--work-dir', str(tmp_path), '--cfg-options', *SMALL,
+         'train_cfg.max_epochs=1'], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert 'Distributed launcher: slurm' in done.stdout or 'launcher: slurm' in done.stdout
+    assert osp.isfile(tmp_path / 'epoch_1.pth')
