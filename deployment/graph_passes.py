@@ -5,6 +5,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from quantization.tensor_quant import quantize_np
+
 
 def constant_value(tensor):
     """numpy value of an initializer or a Constant node's output, else None."""
@@ -13,18 +15,6 @@ def constant_value(tensor):
     if len(tensor.inputs) == 1 and tensor.inputs[0].op == 'Constant':
         return tensor.inputs[0].attrs['value'].values
     return None
-
-
-def quantize_constant(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
-                      axis: int) -> np.ndarray:
-    """ONNX QuantizeLinear on a constant: ``saturate(round_half_even(x / scale) + zp)``."""
-    if scale.ndim == 1 and scale.size > 1:
-        shape = [1] * values.ndim
-        shape[axis] = -1
-        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
-    info = np.iinfo(zero_point.dtype)
-    quantized = np.rint(values.astype(np.float32) / scale) + zero_point.astype(np.int32)
-    return np.clip(quantized, info.min, info.max).astype(zero_point.dtype)
 
 
 def fold_weight_quantization(graph: gs.Graph) -> int:
@@ -40,9 +30,7 @@ def fold_weight_quantization(graph: gs.Graph) -> int:
         if values is None or scale is None or zero_point is None:
             continue
         axis = node.attrs.get('axis', 1)
-        quantized = quantize_constant(
-            np.asarray(values), np.asarray(scale), np.asarray(zero_point),
-            axis % max(np.ndim(values), 1))
+        quantized = quantize_np(values, scale, zero_point, axis % max(np.ndim(values), 1))
         int8_weight = gs.Constant(f'{node.name}_int8', quantized)
         for consumer in list(node.outputs[0].outputs):
             consumer.inputs[consumer.inputs.index(node.outputs[0])] = int8_weight

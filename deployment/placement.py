@@ -35,6 +35,7 @@
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from quantization.tensor_quant import dequantize_np, unsigned_scale
 from .graph_passes import constant_value
 
 TARGETS = ('tensorrt', 'onnxruntime')
@@ -309,11 +310,7 @@ def dequantize_weights_of_float_convs(graph: gs.Graph) -> int:
         if weight is None or scale is None:
             continue
         zero_point = constant_value(weight_dq.inputs[2]) if len(weight_dq.inputs) > 2 else 0
-        shape = [1] * weight.ndim
-        if np.ndim(scale):
-            shape[weight_dq.attrs.get('axis', 1)] = -1
-        dequantized = (weight.astype(np.float32) - np.reshape(zero_point, shape).astype(
-            np.float32)) * np.reshape(scale, shape).astype(np.float32)
+        dequantized = dequantize_np(weight, scale, zero_point, weight_dq.attrs.get('axis', 1))
         node.inputs[1] = gs.Constant(f'{node.name}_dequantized_weight', dequantized)
         changed += 1
     graph.cleanup().toposort()
@@ -331,7 +328,7 @@ def to_uint8_activations(graph: gs.Graph) -> int:
         if scale is None or zero_point is None or zero_point.dtype != np.int8 or np.any(zero_point):
             continue
         after_relu = len(node.inputs[0].inputs) == 1 and node.inputs[0].inputs[0].op == 'Relu'
-        new_scale = np.asarray(scale * 127.0 / 255.0 if after_relu else scale, np.float32)
+        new_scale = unsigned_scale(scale) if after_relu else np.asarray(scale, np.float32)
         new_zero_point = np.full(np.shape(zero_point), 0 if after_relu else 128, np.uint8)
         scale_const = gs.Constant(f'{node.name}_u8_scale', new_scale)
         zero_const = gs.Constant(f'{node.name}_u8_zero_point', new_zero_point)

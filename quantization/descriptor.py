@@ -2,6 +2,8 @@
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
+from .tensor_quant import grid_max
+
 CALIB_METHODS = ('max', 'histogram')
 AMAX_METHODS = ('max', 'percentile', 'mse', 'entropy')
 
@@ -58,7 +60,7 @@ class QuantDescriptor:
     @property
     def quant_max(self) -> int:
         """Largest integer of the grid (127 for signed INT8)."""
-        return 2**self.num_bits - 1 if self.unsigned else 2**(self.num_bits - 1) - 1
+        return grid_max(self.num_bits, self.unsigned)
 
     @property
     def quant_min(self) -> int:

@@ -1,17 +1,26 @@
-"""Pure functions of symmetric fake quantization; the scale formula lives here.
+"""The quantization arithmetic, written once: grid, scale, quantize and dequantize, in torch
+(fake quantization for PyTorch) and in numpy (ONNX's QuantizeLinear / DequantizeLinear on
+constants, for the graph passes).
 
-``scale = amax / q_max`` (127 for INT8), zero-point 0, and
-``x_fq = clamp(round(x / scale), q_min, q_max) * scale``.
-The gradient is the straight-through estimator of torch's fake-quant kernels: 1 inside
+``q_max = 2**(bits - 1) - 1`` signed (127 for INT8), ``2**bits - 1`` unsigned;
+``scale = amax / q_max``; ``q = clamp(round_half_even(x / scale) + zero_point, q_min, q_max)``;
+``x_dq = (q - zero_point) * scale``; fake quantization is ``x_fq = x_dq(q(x))`` with zero-point
+0. The gradient is the straight-through estimator of torch's fake-quant kernels: 1 inside
 ``[q_min * scale, q_max * scale]`` and 0 outside.
 """
 from typing import Optional
 
+import numpy as np
 import torch
 
 #: amax at or below this is a dead channel (all its values are ~0). Its scale is computed from
 #: an amax of 1.0 instead, so the scale is never 0 and its values still quantize to 0.
 DEAD_AMAX = 1e-12
+
+
+def grid_max(num_bits: int, unsigned: bool = False) -> int:
+    """Largest integer of the grid: 127 for signed INT8, 255 for unsigned."""
+    return 2**num_bits - 1 if unsigned else 2**(num_bits - 1) - 1
 
 
 def scale_from_amax(amax: torch.Tensor, quant_max: int) -> torch.Tensor:
@@ -53,6 +62,52 @@ def fake_quant(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, a
         out = torch.fake_quantize_per_channel_affine(x, scale, zero_point, axis % x.dim(),
                                                      quant_min, quant_max)
     return out if in_dtype == torch.float32 else out.to(in_dtype)
+
+
+def quantize_dequantize(x: torch.Tensor, scale: torch.Tensor, quant_min: int,
+                        quant_max: int) -> torch.Tensor:
+    """``clamp(round(x / scale), quant_min, quant_max) * scale`` for any broadcastable ``scale``
+    (e.g. one row per candidate amax in the MSE search), without the autograd of
+    :func:`fake_quant`."""
+    return torch.clamp(torch.round(x / scale), quant_min, quant_max) * scale
+
+
+def _per_axis(array: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """A per-channel (C,) ``array`` shaped to broadcast along ``axis`` of an ``ndim`` tensor."""
+    if np.ndim(array) == 0 or np.size(array) == 1:
+        return np.reshape(array, ())
+    shape = [1] * ndim
+    shape[axis] = -1
+    return np.reshape(array, shape)
+
+
+def quantize_np(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+                axis: int = 1) -> np.ndarray:
+    """ONNX QuantizeLinear: ``saturate(round_half_even(x / scale) + zero_point)`` in the
+    zero-point's integer type (per channel along ``axis`` when ``scale`` has several values)."""
+    values = np.asarray(values, np.float32)
+    scale = _per_axis(np.asarray(scale, np.float32), values.ndim, axis)
+    zero_point = np.asarray(zero_point)
+    info = np.iinfo(zero_point.dtype)
+    offset = _per_axis(zero_point.astype(np.int32), values.ndim, axis)
+    quantized = np.rint(values / scale) + offset
+    return np.asarray(np.clip(quantized, info.min, info.max), zero_point.dtype)
+
+
+def dequantize_np(quantized: np.ndarray, scale: np.ndarray, zero_point=0,
+                  axis: int = 1) -> np.ndarray:
+    """ONNX DequantizeLinear: ``(q - zero_point) * scale`` as float32."""
+    quantized = np.asarray(quantized)
+    scale = _per_axis(np.asarray(scale, np.float32), quantized.ndim, axis)
+    offset = _per_axis(np.asarray(zero_point).astype(np.float32), quantized.ndim, axis)
+    return np.asarray((quantized.astype(np.float32) - offset) * scale, np.float32)
+
+
+def unsigned_scale(signed_scale: np.ndarray, num_bits: int = 8) -> np.ndarray:
+    """The scale that clips at the same amax on the unsigned grid (``amax / 255`` for INT8):
+    a non-negative tensor (after ReLU) keeps its range on a grid twice as fine."""
+    amax = np.asarray(signed_scale, np.float32) * grid_max(num_bits)
+    return np.asarray(amax / grid_max(num_bits, unsigned=True), np.float32)
 
 
 def reduce_amax(x: torch.Tensor, axis: Optional[int]) -> torch.Tensor:

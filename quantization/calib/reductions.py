@@ -6,15 +6,13 @@ edges ``bin_edges[i]`` for ``i`` in ``start_bin..n``.
 """
 import torch
 
+from ..tensor_quant import grid_max, quantize_dequantize
+
 _ROWS_PER_CHUNK = 256  # candidates evaluated at once; bounds memory to ~256 x n float64
 
 
 def _as_float64(values) -> torch.Tensor:
     return torch.as_tensor(values).detach().to(torch.float64).cpu()
-
-
-def _grid_max(num_bits: int, unsigned: bool) -> int:
-    return 2**num_bits - 1 if unsigned else 2**(num_bits - 1) - 1
 
 
 def compute_amax_max(calib_hist, bin_edges) -> float:
@@ -45,19 +43,20 @@ def compute_amax_mse(calib_hist,
 
     The error of candidate ``a`` is ``sum_k n_k (c_k - fq(c_k; a))**2 / sum_k n_k`` over bin
     centres ``c_k`` with counts ``n_k``, ``fq`` the fake quantization of
-    :mod:`quantization.tensor_quant` with ``scale = a / q_max``. Ties go to the smallest amax.
+    :mod:`quantization.tensor_quant` with ``scale = a / q_max`` (on ``0..q_max``: the values are
+    magnitudes). Ties go to the smallest amax.
     """
     counts = _as_float64(calib_hist)
     edges = _as_float64(bin_edges)
     centers = (edges[:-1] + edges[1:]) / 2
     nonzero = counts > 0
     weights, centers = counts[nonzero], centers[nonzero]
-    quant_max = _grid_max(num_bits, unsigned)
+    quant_max = grid_max(num_bits, unsigned)
     candidates = edges[min(start_bin, len(counts)):]
     errors = []
     for chunk in torch.split(candidates, _ROWS_PER_CHUNK):
         scale = (chunk / quant_max).unsqueeze(1)
-        dequant = torch.clamp(torch.round(centers / scale), 0, quant_max) * scale
+        dequant = quantize_dequantize(centers, scale, 0, quant_max)
         errors.append(((dequant - centers)**2 * weights).sum(1))
     errors = torch.cat(errors) / weights.sum()
     return float(candidates[int(torch.argmin(errors))])
@@ -73,7 +72,8 @@ def compute_amax_entropy(calib_hist,
     TensorRT's entropy calibration, as pytorch-quantization computes it: the count of bin 0 is
     replaced by that of bin 1 (ignoring the spike of exact zeros after ReLU). For ``i`` kept bins,
     the reference ``P`` is ``hist[:i]`` with all counts beyond added to bin ``i - 1``; bins
-    ``0..i-1`` are merged into ``q_bins = 2**(num_bits - 1)`` groups (bin ``k`` in group
+    ``0..i-1`` are merged into ``q_bins`` groups, the magnitudes the grid holds (``q_max + 1``:
+    128 for signed INT8, 256 unsigned; bin ``k`` in group
     ``k * q_bins // i``), and ``Q`` spreads each group's total evenly over its non-empty bins.
     ``KL(P || Q)`` is infinite where ``P > 0 = Q``. Ties go to the largest amax.
     """
@@ -82,7 +82,7 @@ def compute_amax_entropy(calib_hist,
     num_bins = len(counts)
     if num_bins > 1:
         counts[0] = counts[1]
-    q_bins = 2**(num_bits - 1 + int(unsigned))
+    q_bins = grid_max(num_bits, unsigned) + 1
     first = min(max(start_bin, 1), num_bins)
     kept = torch.arange(first, num_bins + 1)  # candidate numbers of kept bins
     bin_index = torch.arange(num_bins)

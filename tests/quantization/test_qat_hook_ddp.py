@@ -1,4 +1,5 @@
-"""QATHook when the Runner wraps the model in DDP: 2 gloo processes on the CPU."""
+"""QATHook when the Runner wraps the model in DDP: 2 gloo processes on the CPU, started the way
+the tools start them (``apis.init_launcher``, ``apis.distributed_runner_cfg``)."""
 import os
 import os.path as osp
 
@@ -6,22 +7,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.config import Config
-from mmengine.model import MMDistributedDataParallel, is_model_wrapper
-from mmengine.registry import MODEL_WRAPPERS
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from apis import distributed_runner_cfg, init_launcher
 from projects.Demo import DemoNet
 from quantization import QuantRecipe, named_quantizers
 
 CONFIG = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'demo', 'demonet_shapes_qat.py')
-
-
-@MODEL_WRAPPERS.register_module(force=True)
-class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """MMEngine passes ``device_ids=[LOCAL_RANK]``, which DDP refuses for CPU modules."""
-
-    def __init__(self, module, device_ids=None, **kwargs):
-        super().__init__(module=module, device_ids=None, **kwargs)
 
 
 def _worker(rank, world_size, port, float_ckpt, work_dir, result_dir):
@@ -31,17 +24,15 @@ def _worker(rank, world_size, port, float_ckpt, work_dir, result_dir):
         WORLD_SIZE=str(world_size),
         MASTER_ADDR='127.0.0.1',
         MASTER_PORT=str(port))
-    torch.cuda.set_device = lambda device: None  # mmengine's init_dist calls it unconditionally
     torch.set_num_threads(1)
+    init_launcher('pytorch')
     cfg = Config.fromfile(CONFIG)
     cfg.train_dataloader.dataset.num_samples = 64
     cfg.train_dataloader.batch_size = 8
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=100)
     cfg.custom_hooks = [dict(type='QATHook', calib_batches=2, calib_method='entropy')]
     cfg.param_scheduler = []
-    cfg.launcher = 'pytorch'
-    cfg.env_cfg = dict(dist_cfg=dict(backend='gloo'))
-    cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel')
+    distributed_runner_cfg(cfg, 'pytorch')
     cfg.work_dir = work_dir
     cfg.load_from = float_ckpt
     cfg.log_level = 'WARNING'
