@@ -1,6 +1,8 @@
 """Result tables of the quantization flows."""
 from typing import List, Sequence, Tuple
 
+from quantization.markdown import markdown_table
+
 Rows = List[Tuple[str, dict]]  # (row name, metrics)
 
 
@@ -12,12 +14,6 @@ def metric_keys(metrics: dict, prefix: str = '') -> List[str]:
 def metrics_table(rows: Rows, keys: Sequence[str]) -> str:
     """``rows`` as a Markdown table of ``keys`` (the last part of each key as header, 2
     decimals, nan for a missing key)."""
-    lines = [
-        '| model | ' + ' | '.join(k.split('/')[-1] for k in keys) + ' |',
-        '|---|' + '---:|' * len(keys)
-    ]
-    lines += [
-        f'| {name} | ' + ' | '.join(f'{metrics.get(k, float("nan")):.2f}' for k in keys) + ' |'
-        for name, metrics in rows
-    ]
-    return '\n'.join(lines)
+    return markdown_table(['model', *[k.split('/')[-1] for k in keys]],
+                          [[name, *[f'{metrics.get(k, float("nan")):.2f}' for k in keys]]
+                           for name, metrics in rows])

@@ -17,6 +17,7 @@ from mmengine.evaluator import Evaluator
 from quantization import (evaluate_model, greedy_skip_search, layer_sensitivity,
                           plot_sensitivity, save_sensitivity_csv)
 from quantization.fileio import check_output_file
+from quantization.markdown import markdown_table
 from quantization.sensitivity import SensitivityReport, SkipSearchResult
 from quantization.toggle import match_quantizers
 from .adapter import ModelAdapter
@@ -40,14 +41,11 @@ class SensitivityResult:
     metric_key: str
 
     def table(self, top: int = 10) -> str:
-        lines = [
-            '| rank | layer | only this layer INT8 | loss | all but this layer | gain |',
-            '|---:|---|---:|---:|---:|---:|'
-        ]
-        for rank, row in enumerate(self.report.top(top), 1):
-            lines.append(f'| {rank} | {row.layer} | {row.only_quantized:.2f} | '
-                         f'{row.delta_only:.2f} | {row.all_but:.2f} | {row.gain_all_but:.2f} |')
-        return '\n'.join(lines)
+        return markdown_table(
+            ('rank', 'layer', 'only this layer INT8', 'loss', 'all but this layer', 'gain'),
+            [(rank, row.layer, f'{row.only_quantized:.2f}', f'{row.delta_only:.2f}',
+              f'{row.all_but:.2f}', f'{row.gain_all_but:.2f}')
+             for rank, row in enumerate(self.report.top(top), 1)], 'rlrrrr')
 
 
 def png_path(output: str) -> str:

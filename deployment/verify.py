@@ -6,6 +6,7 @@ from typing import Callable, Dict, Iterable, List
 import numpy as np
 
 from quantization.fileio import write_text_atomic
+from quantization.markdown import markdown_table
 
 Outputs = Dict[str, np.ndarray]
 
@@ -73,22 +74,18 @@ def markdown_report(report: dict) -> str:
         lines.append(
             f"- `{artifact}`: {entry.get('path', '')} ({entry.get('size_bytes', 0)} bytes)")
     for target, result in report.get('targets', {}).items():
-        lines += [
-            '', f'## Target `{target}`', '', '| compared with | output | max abs | mean abs | '
-            'cosine |', '|---|---|---:|---:|---:|'
-        ]
-        for ref, outputs in result.get('verification', {}).items():
-            for out, stats in outputs.items():
-                lines.append(f"| {ref} | {out} | {stats['max_abs']:.3e} | {stats['mean_abs']:.3e} "
-                             f"| {stats['cosine']:.6f} |")
+        comparisons = [(ref, out, f"{stats['max_abs']:.3e}", f"{stats['mean_abs']:.3e}",
+                        f"{stats['cosine']:.6f}")
+                       for ref, outputs in result.get('verification', {}).items()
+                       for out, stats in outputs.items()]
+        lines += ['', f'## Target `{target}`', '',
+                  markdown_table(('compared with', 'output', 'max abs', 'mean abs', 'cosine'),
+                                 comparisons, 'llrrr')]
         if result.get('metrics'):
-            lines += [
-                '', '| model | ' + ' | '.join(result['metrics'][0]['values']) + ' |',
-                '|---|' + '---:|' * len(result['metrics'][0]['values'])
-            ]
-            for row in result['metrics']:
-                lines.append(f"| {row['model']} | " +
-                             ' | '.join(f'{v:.4f}' for v in row['values'].values()) + ' |')
+            keys = list(result['metrics'][0]['values'])
+            rows = [[row['model'], *[f'{v:.4f}' for v in row['values'].values()]]
+                    for row in result['metrics']]
+            lines += ['', markdown_table(['model', *keys], rows)]
         if 'lint' in result:
             lines += ['', f"TensorRT lint: {len(result['lint'])} issue(s)"]
             lines += [f'- {issue}' for issue in result['lint']]

@@ -6,7 +6,8 @@ allow-lists the classes MMEngine checkpoints need for ``torch.load(weights_only=
 """
 from .calib import HistogramCalibrator, MaxCalibrator
 from .calibration import CalibrationManager, default_forward
-from .checkpoint import (allow_mmengine_checkpoint_globals, load_checkpoint_file,
+from .checkpoint import (CHECKPOINT_FORMAT, allow_mmengine_checkpoint_globals,
+                         from_pytorch_quantization, load_checkpoint_file,
                          load_model_checkpoint, load_quantized_checkpoint, load_state_dict_strict,
                          save_quantized_checkpoint)
 from .descriptor import (QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL,
@@ -25,6 +26,7 @@ from .ptq import quantize_and_calibrate
 from .recipe import MODEL_PREPARATIONS, RECIPE_BUILDERS, QuantRecipe, build_recipe
 from .replace import quantize_model
 from .resume import last_complete_checkpoint, resolve_start
+from .summary import print_quant_summary, quant_summary
 from .sensitivity import (greedy_skip_search, layer_sensitivity, plot_sensitivity,
                           save_sensitivity_csv)
 from .tensor_quantizer import TensorQuantizer
@@ -47,5 +49,6 @@ __all__ = [
     'allow_mmengine_checkpoint_globals', 'QUANT_DESC_8BIT_PER_TENSOR',
     'QUANT_DESC_8BIT_PER_TENSOR_MAX', 'QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL',
     'QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW', 'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_TENSOR',
-    'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL'
+    'QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL', 'print_quant_summary', 'quant_summary',
+    'from_pytorch_quantization', 'CHECKPOINT_FORMAT'
 ]

@@ -9,6 +9,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .distributed import all_reduce_sum, rank_and_world
+from .summary import print_quant_summary
 from .toggle import named_quantizers
 
 logger = logging.getLogger(__name__)
@@ -124,8 +125,12 @@ class CalibrationManager:
                 quantizer.calibrator.sync()
             quantizer.load_calib_amax(method, strict=strict, **kwargs)
 
-    def calibrate(self, data: Iterable, num_batches: int, method: str = 'mse', **kwargs) -> int:
-        """:meth:`collect` then :meth:`compute_amax`; returns the batches seen."""
+    def calibrate(self, data: Iterable, num_batches: int, method: str = 'mse',
+                  summary: bool = False, **kwargs) -> int:
+        """:meth:`collect` then :meth:`compute_amax` (``summary``: then print every quantizer,
+        :func:`~quantization.summary.print_quant_summary`); returns the batches seen."""
         seen = self.collect(data, num_batches)
         self.compute_amax(method, **kwargs)
+        if summary:
+            print_quant_summary(self.model)
         return seen

@@ -83,6 +83,35 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     return checkpoint
 
 
+#: Format of quantized checkpoints (``meta['quantization_format']``). 2: the format key and
+#: versioned quantizer state; 1 (files without the key) has the same layout and loads as is.
+CHECKPOINT_FORMAT = 2
+
+# pytorch-quantization's names of quantizers and their amax, and ours
+_PYTORCH_QUANTIZATION_NAMES = (('._input_quantizer.', '.input_quantizer.'),
+                               ('._weight_quantizer.', '.weight_quantizer.'))
+
+
+def from_pytorch_quantization(state_dict: dict, model: nn.Module) -> dict:
+    """A state_dict in NVIDIA pytorch-quantization's layout (``conv._input_quantizer._amax``,
+    ``conv._weight_quantizer._amax``, as CUDA-CenterPoint's and AWML's BEVFusion QAT checkpoints
+    hold) in ours (``conv.input_quantizer.amax``); the enable flags, which that layout does not
+    store, are taken from ``model``. Other state_dicts are returned unchanged."""
+    if not any(key.endswith('_quantizer._amax') for key in state_dict):
+        return state_dict
+    converted = {}
+    for key, value in state_dict.items():
+        if key.endswith('_quantizer._amax'):
+            key = key[:-len('._amax')] + '.amax'
+        for theirs, ours in _PYTORCH_QUANTIZATION_NAMES:
+            key = key.replace(theirs, ours)
+        converted[key] = value
+    for name, buffer in model.state_dict().items():
+        if name.endswith('_quantizer.enabled') and name[:-len('enabled')] + 'amax' in converted:
+            converted.setdefault(name, buffer.clone())
+    return converted
+
+
 def _state_dict_of(checkpoint: dict) -> dict:
     return checkpoint.get('state_dict', checkpoint)
 
@@ -103,8 +132,11 @@ def _listing(keys) -> str:
 def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str):
     """Load with ``strict=True``; a mismatch names the missing and unexpected keys.
 
-    A float checkpoint into a quantized model, and the reverse, get their own message.
+    A float checkpoint into a quantized model, and the reverse, get their own message. A
+    pytorch-quantization state_dict is mapped to our layout first
+    (:func:`from_pytorch_quantization`).
     """
+    state_dict = from_pytorch_quantization(state_dict, model)
     if has_quantizers(model) and not is_quantized_state_dict(state_dict):
         raise ValueError(f'{source} is a float checkpoint (no quantizer amax) but the model is '
                          'quantized: load it into the float model, then run PTQ or QAT')
@@ -139,7 +171,8 @@ def save_quantized_checkpoint(model: nn.Module,
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     checkpoint = {
         'meta': {
-            **(meta or {}), 'quantization': recipe.to_dict()
+            **(meta or {}), 'quantization': recipe.to_dict(),
+            'quantization_format': CHECKPOINT_FORMAT
         },
         'state_dict': state_dict
     }
@@ -162,6 +195,10 @@ def _load_quantized(model: nn.Module, checkpoint: dict, path: str) -> QuantRecip
     if has_quantizers(model):
         raise ValueError(
             f'cannot load {path}: the model is already quantized; pass the float model')
+    written = checkpoint['meta'].get('quantization_format', 1)
+    if written > CHECKPOINT_FORMAT:
+        raise ValueError(f'{path} has quantization format {written}, newer than this toolkit '
+                         f'reads ({CHECKPOINT_FORMAT}): update the toolkit')
     recipe = QuantRecipe.from_dict(checkpoint['meta']['quantization'])
     recipe.apply(model)
     load_state_dict_strict(model, _state_dict_of(checkpoint), path)

@@ -30,6 +30,12 @@ class TensorQuantizer(nn.Module):
         name (str): Shown in error messages; passes set it to the module path.
     """
 
+    #: State format. 2: versioned, keys ``amax`` ((), (C,) or empty when unset) and ``enabled``;
+    #: 1 (unversioned files) has the same keys. amax of any shape with the right number of
+    #: values loads (pytorch-quantization keeps dimensions: (C, 1, 1, 1)); its key names are
+    #: mapped by :func:`quantization.checkpoint.from_pytorch_quantization`.
+    _version = 2
+
     def __init__(self,
                  quant_desc: Union[QuantDescriptor, dict] = QUANT_DESC_8BIT_PER_TENSOR,
                  num_channels: Optional[int] = None,
@@ -138,6 +144,10 @@ class TensorQuantizer(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         saved_amax = state_dict.get(prefix + 'amax')
+        if isinstance(saved_amax, torch.Tensor) and saved_amax.numel() > 0:
+            # () per tensor, (C,) per channel, whatever dimensions the file kept
+            saved_amax = saved_amax.reshape(() if self.quant_desc.axis is None else (-1, ))
+            state_dict[prefix + 'amax'] = saved_amax
         if isinstance(saved_amax, torch.Tensor) and saved_amax.shape != self.amax.shape:
             self.amax = torch.empty(saved_amax.shape, device=self.amax.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,

@@ -32,6 +32,7 @@ from deployment.verify import write_text_files  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 from apis.user_input import check_positive  # noqa: E402
+from quantization.markdown import markdown_table as table_of  # noqa: E402
 from tools.demo_utils import markdown_table, step, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 
@@ -165,15 +166,15 @@ def demo(args):
     plots = plot_predictions(cfg, checkpoint, qat_checkpoint, args.work_dir)
     minutes = (time.time() - started) / 60
     table = markdown_table(rows, [k for k in rows[0] if k != 'model'])
-    sensitivity_lines = [
-        f'| {rank} | {row.layer} | {row.delta_only:.2f} | {row.gain_all_but:.2f} |'
-        for rank, row in enumerate(report.top(10), 1)
-    ]
+    sensitivity_table = table_of(('rank', 'layer', 'loss', 'gain'),
+                                 [(rank, row.layer, f'{row.delta_only:.2f}',
+                                   f'{row.gain_all_but:.2f}')
+                                  for rank, row in enumerate(report.top(10), 1)], 'rlrr')
     text = '\n'.join([
         '# CenterPoint INT8 on the synthetic validation scenes (mAP, %)', '', table, '',
         f'Sensitivity ({sensitivity.frames} validation frames; loss = float mAP '
         'minus mAP with only this layer INT8, gain = mAP with all but this layer INT8 minus all '
-        'INT8):', '', '| rank | layer | loss | gain |', '|---:|---|---:|---:|', *sensitivity_lines,
+        'INT8):', '', sensitivity_table,
         '', f'Suggested skip list (budget 0.3): {search.skip_layers or "none"}', '',
         f'Total time: {minutes:.1f} min', ''
     ])

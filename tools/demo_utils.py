@@ -5,6 +5,8 @@ from typing import Optional, Sequence
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from quantization.markdown import markdown_table as table_of
+
 
 def step(message: str):
     print(f'\n==> {message}', flush=True)
@@ -45,6 +47,4 @@ def train_float(config: str, demo_work_dir: str) -> str:
 
 def markdown_table(rows: Sequence[dict], keys: Sequence[str]) -> str:
     """Rows ``{'model': name, key: value, ...}`` as a Markdown table of ``keys`` (2 decimals)."""
-    lines = ['| model | ' + ' | '.join(keys) + ' |', '|---|' + '---:|' * len(keys)]
-    lines += [f"| {r['model']} | " + ' | '.join(f'{r[k]:.2f}' for k in keys) + ' |' for r in rows]
-    return '\n'.join(lines)
+    return table_of(['model', *keys], [[r['model'], *[f'{r[k]:.2f}' for k in keys]] for r in rows])

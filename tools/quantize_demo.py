@@ -23,6 +23,7 @@ from mmengine.registry import MODELS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
+from quantization.markdown import markdown_table as table_of  # noqa: E402
 from quantization import (  # noqa: E402
     QuantRecipe, evaluate_model, greedy_skip_search, layer_sensitivity, load_checkpoint_file,
     load_state_dict_strict, plot_sensitivity, quantize_and_calibrate, save_sensitivity_csv)
@@ -65,15 +66,10 @@ def row(name: str,
 
 
 def markdown_table(rows: list) -> str:
-    lines = [
-        '| model | val accuracy (%) | top-1 agreement with float (%) | mean abs logit error '
-        'vs float | note |', '|---|---:|---:|---:|---|'
-    ]
-    lines += [
-        f"| {r['model']} | {r['accuracy']:.2f} | {r['agreement']:.2f} | "
-        f"{r['logit_error']:.4f} | {r['note']} |" for r in rows
-    ]
-    return '\n'.join(lines)
+    return table_of(('model', 'val accuracy (%)', 'top-1 agreement with float (%)',
+                     'mean abs logit error vs float', 'note'),
+                    [(r['model'], f"{r['accuracy']:.2f}", f"{r['agreement']:.2f}",
+                      f"{r['logit_error']:.4f}", r['note']) for r in rows], 'lrrrl')
 
 
 def parse_args(argv=None):

@@ -33,6 +33,7 @@ from deployment.verify import write_text_files  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 from apis.user_input import check_positive  # noqa: E402
+from quantization.markdown import markdown_table as table_of  # noqa: E402
 from tools.demo_utils import markdown_table, step, train, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
@@ -128,8 +129,9 @@ def demo(args):
     minutes = (time.time() - started) / 60
     text = '\n'.join([
         '# SceneSeg INT8 on the synthetic validation images (upstream mIoU, %, pooled)', '',
-        markdown_table(rows, KEYS), '', '| model | class average, % of float |', '|---|---:|',
-        *[f"| {r['model']} | {r['pct_of_float']:.2f} |" for r in rows], '',
+        markdown_table(rows, KEYS), '',
+        table_of(('model', 'class average, % of float'),
+                 [(r['model'], f"{r['pct_of_float']:.2f}") for r in rows]), '',
         open(osp.join(bench_dir, 'benchmark.md')).read(), f'Total time: {minutes:.1f} min', ''
     ])
     write_text_files(args.work_dir, {

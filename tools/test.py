@@ -23,6 +23,7 @@ from apis.user_input import (add_cfg_options, check_input_file,  # noqa: E402
 from quantization import load_model_checkpoint  # noqa: E402
 from quantization.errors import UserError  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
+from quantization.markdown import markdown_table  # noqa: E402
 
 REQUIRED_KEYS = ('model', 'test_dataloader', 'test_evaluator')
 # Runner arguments a test run takes from the config (training-only keys are left out)
@@ -85,10 +86,10 @@ def main(argv=None) -> int:
         kind, runner = build_runner(args)
         metrics = runner.test()
         if is_main_process():
-            print(f'| {kind} checkpoint | metric | value |\n|---|---|---:|')
-            for key, value in metrics.items():
-                if isinstance(value, float):
-                    print(f'| {osp.basename(args.checkpoint)} | {key} | {value:.4f} |')
+            print(markdown_table((f'{kind} checkpoint', 'metric', 'value'),
+                                 [(osp.basename(args.checkpoint), key, f'{value:.4f}')
+                                  for key, value in metrics.items() if isinstance(value, float)],
+                                 'llr'))
         close_launcher()
 
     return run_tool(test)

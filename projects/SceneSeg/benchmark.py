@@ -25,6 +25,7 @@ from deployment.profiling import PeakMemory, latency_stats
 from deployment.verify import compare_arrays, file_size, write_text_files
 from quantization import load_model_checkpoint
 from quantization.fileio import atomic_output
+from quantization.markdown import markdown_table
 from .data.layout import BACKGROUND, CLASSES, FOREGROUND, ROAD
 
 #: colours of the three classes in the prediction PNGs
@@ -174,24 +175,19 @@ def markdown(report: dict) -> str:
     scopes = sorted({key.split('/')[1]
                      for key in first['metrics']},
                     key=lambda s: (s == 'pooled', s))
+    rows = [(name, f"{row['latency']['median_ms']:.1f}", f"{row['latency']['p95_ms']:.1f}",
+             f"{row['size_mb']:.1f}" if row['size_mb'] is not None else '-',
+             f"{row['peak_memory_mb']:.0f}", f"{row['argmax_agreement_pct']:.2f}",
+             f"{row['min_logit_cosine']:.5f}") for name, row in models.items()]
     lines = [
         f"# SceneSeg benchmark ({report['images']} validation images)", '',
-        '| model | median ms | p95 ms | file MB | peak memory MB | argmax agreement % | '
-        'min logit cosine |', '|---|---:|---:|---:|---:|---:|---:|'
+        markdown_table(('model', 'median ms', 'p95 ms', 'file MB', 'peak memory MB',
+                        'argmax agreement %', 'min logit cosine'), rows)
     ]
-    for name, row in models.items():
-        size = f"{row['size_mb']:.1f}" if row['size_mb'] is not None else '-'
-        lines.append(f"| {name} | {row['latency']['median_ms']:.1f} | "
-                     f"{row['latency']['p95_ms']:.1f} | {size} | {row['peak_memory_mb']:.0f} | "
-                     f"{row['argmax_agreement_pct']:.2f} | {row['min_logit_cosine']:.5f} |")
     for scope in scopes:
-        lines += [
-            '', f'## mIoU (%), {scope}', '', '| model | ' + ' | '.join(MIOU_KEYS) + ' |',
-            '|---|' + '---:|' * len(MIOU_KEYS)
-        ]
-        for name, row in models.items():
-            values = [row['metrics'].get(f'sceneseg/{scope}/{k}', float('nan')) for k in MIOU_KEYS]
-            lines.append(f'| {name} | ' + ' | '.join(f'{v:.2f}' for v in values) + ' |')
+        miou = [(name, *[f"{row['metrics'].get(f'sceneseg/{scope}/{k}', float('nan')):.2f}"
+                         for k in MIOU_KEYS]) for name, row in models.items()]
+        lines += ['', f'## mIoU (%), {scope}', '', markdown_table(('model', *MIOU_KEYS), miou)]
     return '\n'.join(lines) + '\n'
 
 
