@@ -122,7 +122,7 @@ class CalibrationManager:
         for name, quantizer in tqdm(
                 self.quantizers.items(), desc=f'amax ({method})', disable=not self.progress):
             if distributed:
-                quantizer.calibrator.sync()
+                quantizer.sync_calibrator()
             quantizer.load_calib_amax(method, strict=strict, **kwargs)
 
     def calibrate(self, data: Iterable, num_batches: int, method: str = 'mse',

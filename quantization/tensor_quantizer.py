@@ -136,6 +136,14 @@ class TensorQuantizer(nn.Module):
             return
         self.set_amax(amax)
 
+    def sync_calibrator(self):
+        """Merge the calibrator's statistics over the distributed ranks (every rank calls it);
+        errors name this quantizer on every rank."""
+        try:
+            self._calibrator.sync()
+        except ValueError as err:
+            raise ValueError(f'{self.name}: {err}') from err
+
     def reset_amax(self):
         """Forget amax; quantizing again needs calibration."""
         self.amax = torch.empty(0, device=self.amax.device)
@@ -170,7 +178,10 @@ class TensorQuantizer(nn.Module):
             if not torch.isfinite(x).all():
                 raise ValueError(f'{self.name}: calibration input holds NaN or Inf; check the '
                                  'data and the layers before this one')
-            self._calibrator.collect(x)
+            try:
+                self._calibrator.collect(x)
+            except ValueError as err:
+                raise ValueError(f'{self.name}: {err}') from err
         if not self._if_quant:
             return x
         if self.amax_momentum is not None and self.training:

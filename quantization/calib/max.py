@@ -36,10 +36,19 @@ class MaxCalibrator:
         self.num_batches += 1
 
     def sync(self):
-        """Max-reduce the running max over all distributed ranks (every rank must call it)."""
-        if self.calib_amax is None:
-            raise ValueError('MaxCalibrator.sync: this rank collected no data')
-        dist.all_reduce(self.calib_amax, op=dist.ReduceOp.MAX)
+        """The running max over all distributed ranks (every rank must call it). A rank that saw
+        no data takes the others' max; when no rank saw any, every rank raises (none waits)."""
+        gathered = [None] * dist.get_world_size()
+        mine = None if self.calib_amax is None else self.calib_amax.detach().cpu()
+        dist.all_gather_object(gathered, mine)
+        collected = [amax for amax in gathered if amax is not None]
+        if not collected:
+            raise ValueError('no rank collected calibration data')
+        if len({tuple(amax.shape) for amax in collected}) > 1:
+            raise ValueError(f'ranks collected amax of different shapes: '
+                             f'{sorted({tuple(a.shape) for a in collected})}')
+        device = self.calib_amax.device if self.calib_amax is not None else 'cpu'
+        self.calib_amax = torch.stack(collected).amax(0).to(device)
 
     def compute_amax(self, method: str = 'max', **kwargs) -> Optional[torch.Tensor]:
         """The running max, or None when nothing was collected.

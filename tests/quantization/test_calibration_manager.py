@@ -1,4 +1,5 @@
 import os
+import time
 
 import pytest
 import torch
@@ -7,7 +8,8 @@ import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 
 from projects.Demo import DemoNet, SyntheticShapes
-from quantization import CalibrationManager, QuantRecipe, named_quantizers
+from quantization import (CalibrationManager, HistogramCalibrator, MaxCalibrator, QuantRecipe,
+                          named_quantizers)
 
 
 def quantized_demo(seed=0):
@@ -87,3 +89,51 @@ def test_ddp_calibration_equals_single_process(tmp_path, method):
     assert distributed.keys() == expected.keys()
     for name, amax in expected.items():
         assert torch.equal(distributed[name], amax), name
+
+
+def _no_data_worker(rank, world_size, port, result_path):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        model = quantized_demo()
+        # rank 1's shard is empty: its max calibrators never see data
+        batches = list(loader(4))[:1] if rank == 0 else []
+        seen = CalibrationManager(model, progress=False).calibrate(batches, 2, method='max')
+        outcome = {'seen': seen, 'amax': amax_by_name(model)}
+        # nothing on any rank: every rank raises, naming the quantizer (none waits forever)
+        manager = CalibrationManager(quantized_demo(), progress=False)
+        every = dict(manager.quantizers)
+        for kind, calibrator in (('histogram', HistogramCalibrator), ('max', MaxCalibrator)):
+            manager.quantizers = {
+                name: q
+                for name, q in every.items() if isinstance(q.calibrator, calibrator)
+            }
+            try:
+                manager.compute_amax('max')
+            except ValueError as err:
+                outcome[kind] = str(err)
+        torch.save(outcome, f'{result_path}.{rank}')
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_rank_without_data_takes_the_others_amax_and_none_hangs(tmp_path):
+    single = quantized_demo()
+    CalibrationManager(single, progress=False).calibrate(list(loader(4))[:1], 1, method='max')
+    result_path = str(tmp_path / 'outcome')
+    port = 29500 + (os.getpid() + 7) % 1000
+    context = mp.start_processes(
+        _no_data_worker, args=(2, port, result_path), nprocs=2, start_method='fork', join=False)
+    deadline = time.time() + 120
+    while not context.join(timeout=5):  # True once every rank has exited
+        assert time.time() < deadline, 'a rank hung'
+    outcomes = [torch.load(f'{result_path}.{rank}', weights_only=True) for rank in range(2)]
+    expected = amax_by_name(single)
+    for outcome in outcomes:
+        assert outcome['seen'] == 1
+        for name, amax in expected.items():
+            assert torch.equal(outcome['amax'][name], amax), name
+        assert outcome['histogram'] == ('stem.0.input_quantizer: calibrator saw no data; run '
+                                        'calibration first or pass strict=False')
+        assert outcome['max'] == 'stem.0.weight_quantizer: no rank collected calibration data'
