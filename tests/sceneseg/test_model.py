@@ -9,13 +9,12 @@ from projects.SceneSeg import SceneSegModel, SceneSegNetwork
 from projects.SceneSeg.model import class_weights, weighted_cross_entropy
 from quantization import load_state_dict_strict
 
-TSV = osp.join(
-    osp.dirname(__file__), '..', '..', '..', 'shared', 'reference', 'sceneseg_state_dict.tsv')
+# Key, shape and dtype of every tensor of Autoware's upstream SceneSeg checkpoint (412 entries),
+# vendored so the test runs on every checkout.
+TSV = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'sceneseg_state_dict.tsv')
 
 
 def upstream_keys():
-    if not osp.isfile(TSV):
-        pytest.skip(f'{TSV} (the upstream key list) is not on this machine')
     rows = [line.rstrip('\n').split('\t') for line in open(TSV)][1:]
     return {key: shape for key, shape, _ in rows}
 
