@@ -4,17 +4,7 @@ from typing import List
 from torch import nn
 
 from .markdown import markdown_table
-from .nn.elementwise import _SharedInputQuantizer
 from .tensor_quantizer import TensorQuantizer
-
-
-def quantizer_role(parent: nn.Module, attribute: str) -> str:
-    """'weight', 'shared input' (one quantizer for every input of an add / concat) or 'input'."""
-    if attribute == 'weight_quantizer':
-        return 'weight'
-    if isinstance(parent, _SharedInputQuantizer):
-        return 'shared input'
-    return 'input'
 
 
 def _amax_text(quantizer: TensorQuantizer) -> str:
@@ -36,7 +26,7 @@ def quant_summary(model: nn.Module) -> str:
                 continue
             desc = child.quant_desc
             rows.append((f'{parent_name}.{attribute}' if parent_name else attribute,
-                         quantizer_role(parent, attribute), 'yes' if child.is_enabled else 'no',
+                         child.role, 'yes' if child.is_enabled else 'no',
                          'tensor' if desc.axis is None else desc.axis,
                          f'{desc.num_bits}{"u" if desc.unsigned else ""}', _amax_text(child)))
     enabled = sum(row[2] == 'yes' for row in rows)

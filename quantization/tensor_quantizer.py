@@ -9,6 +9,10 @@ from .descriptor import QUANT_DESC_8BIT_PER_TENSOR, QuantDescriptor, as_descript
 from .tensor_quant import fake_quant, reduce_amax, scale_from_amax
 
 
+#: What a quantizer quantizes (:attr:`TensorQuantizer.role`).
+ROLES = ('input', 'weight', 'shared input')
+
+
 class TensorQuantizer(nn.Module):
     """Fake-quantizes a tensor with symmetric INT8 (or ``num_bits``) quantization.
 
@@ -28,6 +32,8 @@ class TensorQuantizer(nn.Module):
         num_channels (int, optional): Channels of a per-channel quantizer whose descriptor holds
             a fixed amax. Defaults to None.
         name (str): Shown in error messages; passes set it to the module path.
+        role (str): What it quantizes, set by the quant module that builds it: 'input',
+            'weight' or 'shared input' (one quantizer for every input of an add / concat).
     """
 
     #: State format. 2: versioned, keys ``amax`` ((), (C,) or empty when unset) and ``enabled``;
@@ -39,10 +45,14 @@ class TensorQuantizer(nn.Module):
     def __init__(self,
                  quant_desc: Union[QuantDescriptor, dict] = QUANT_DESC_8BIT_PER_TENSOR,
                  num_channels: Optional[int] = None,
-                 name: str = 'TensorQuantizer'):
+                 name: str = 'TensorQuantizer',
+                 role: str = 'input'):
         super().__init__()
+        if role not in ROLES:
+            raise ValueError(f'{name}: role must be one of {ROLES}, got {role!r}')
         self.quant_desc = as_descriptor(quant_desc)
         self.name = name
+        self.role = role
         self._enabled = True
         self._if_quant = True
         self._if_calib = False
@@ -164,6 +174,17 @@ class TensorQuantizer(nn.Module):
         self._update_qparams()
 
     # ----------------------------------------------------------------- forward
+    def track_ranges(self, momentum: Optional[float]):
+        """QAT range tracking from now on: activations (per tensor) follow the data with the EMA
+        factor ``momentum``, weights and per-channel quantizers take the current max; None
+        keeps amax fixed."""
+        if momentum is None:
+            self.amax_momentum = None
+        elif self.role == 'weight' or self.quant_desc.axis is not None:
+            self.amax_momentum = 1.0
+        else:
+            self.amax_momentum = momentum
+
     def _track_amax(self, x: torch.Tensor):
         """QAT range tracking: ``amax = (1 - m) * amax + m * max|x|``."""
         batch_amax = reduce_amax(x, self.quant_desc.axis)

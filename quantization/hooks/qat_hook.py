@@ -187,13 +187,7 @@ class QATHook(Hook):
         self._bn_frozen = self.freeze_bn_epoch is not None and epoch >= self.freeze_bn_epoch
         tracking = self.freeze_quantizer_epoch is not None and epoch < self.freeze_quantizer_epoch
         for _, quantizer in named_quantizers(self._model(runner)):
-            if not tracking:
-                quantizer.amax_momentum = None
-            elif quantizer.quant_desc.axis is None and 'weight' not in quantizer.name.rpartition(
-                    '.')[2]:
-                quantizer.amax_momentum = self.amax_momentum
-            else:
-                quantizer.amax_momentum = 1.0  # weights: the current max
+            quantizer.track_ranges(self.amax_momentum if tracking else None)
         if self.freeze_quantizer_epoch is not None and epoch == self.freeze_quantizer_epoch:
             runner.logger.info(f'QATHook: quantizer ranges frozen from epoch {epoch}')
         if self._bn_frozen and epoch == self.freeze_bn_epoch:

@@ -30,10 +30,10 @@ class QuantLayerMixin:
         if axis is not None and not -self.weight.dim() <= axis < self.weight.dim():
             raise ValueError(f'{type(self).__name__}: weight axis {axis} does not exist for a '
                              f'weight of shape {tuple(self.weight.shape)}')
-        self.input_quantizer = TensorQuantizer(desc_input, name='input_quantizer')
+        self.input_quantizer = TensorQuantizer(desc_input, name='input_quantizer', role='input')
         channels = None if weight_desc.axis is None else self.weight.shape[weight_desc.axis]
         self.weight_quantizer = TensorQuantizer(
-            weight_desc, num_channels=channels, name='weight_quantizer')
+            weight_desc, num_channels=channels, name='weight_quantizer', role='weight')
         self.fused_act = nn.Identity()
 
     @classmethod

@@ -50,7 +50,8 @@ class _SharedInputQuantizer:
                         quant_desc_input: Optional[Union[QuantDescriptor, dict]] = None,
                         quant_desc_weight=None):
         self.input_quantizer = TensorQuantizer(
-            quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR, name='input_quantizer')
+            quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR, name='input_quantizer',
+            role='shared input')
         if self.input_quantizer.quant_desc.axis is not None:
             raise ValueError(f'{type(self).__name__}: a shared input quantizer must be per tensor')
 

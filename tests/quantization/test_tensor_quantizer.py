@@ -113,3 +113,18 @@ def test_per_channel_amax_of_wrong_length_is_named():
     quantizer.set_amax(torch.ones(3))
     with pytest.raises(ValueError, match='conv.weight_quantizer: 3 per-channel amax values for 4'):
         quantizer(torch.randn(4, 2))
+
+
+def test_role_is_set_at_construction_and_decides_range_tracking():
+    from quantization import QuantAdd, QuantConv2d
+    conv, add = QuantConv2d(2, 2, 1), QuantAdd()
+    assert (conv.input_quantizer.role, conv.weight_quantizer.role,
+            add.input_quantizer.role) == ('input', 'weight', 'shared input')
+    for quantizer, expected in ((conv.input_quantizer, 0.05), (conv.weight_quantizer, 1.0),
+                                (add.input_quantizer, 0.05)):
+        quantizer.track_ranges(0.05)
+        assert quantizer.amax_momentum == expected
+        quantizer.track_ranges(None)
+        assert quantizer.amax_momentum is None
+    with pytest.raises(ValueError, match="role must be one of"):
+        TensorQuantizer(role='bias')
