@@ -84,6 +84,15 @@ def init_launcher(launcher: str = 'none', backend: Optional[str] = None) -> bool
     return True
 
 
+def add_launcher_options(parser) -> None:
+    """mmdet3d's ``--launcher`` and ``--local-rank`` (``torch.distributed.launch`` sets the
+    latter; torchrun sets ``LOCAL_RANK``)."""
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher for multi-process runs (torchrun: pytorch)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
+                        help='set by torch.distributed.launch; torchrun sets LOCAL_RANK')
+
+
 def close_launcher() -> None:
     """End a process group this process runs: every rank waits for the others (rank 0 may still
     be writing files), then the group is destroyed, so no rank exits inside a collective."""

@@ -8,7 +8,8 @@ from typing import Optional, Sequence
 
 from mmengine.dist import is_main_process
 
-from apis import LAUNCHERS, ModelAdapter, close_launcher, init_launcher, ptq, qat, sensitivity
+from apis import ModelAdapter, close_launcher, init_launcher, ptq, qat, sensitivity
+from apis.launcher import add_launcher_options
 from apis.tool import ToolArgumentParser, run_tool
 from apis.user_input import add_cfg_options
 from quantization.descriptor import AMAX_METHODS
@@ -39,10 +40,7 @@ def _add_common(sub, adapter: ModelAdapter, verb: str):
                      help='work dir' if verb == 'qat' else 'output file')
     sub.add_argument('--device', default=None,
                      help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
-    sub.add_argument('--launcher', choices=LAUNCHERS, default='none',
-                     help='job launcher for multi-process runs (torchrun: pytorch)')
-    sub.add_argument('--local-rank', '--local_rank', type=int, default=0,
-                     help='set by torch.distributed.launch; torchrun sets LOCAL_RANK')
+    add_launcher_options(sub)
     add_cfg_options(sub)
 
 

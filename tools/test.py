@@ -16,7 +16,8 @@ from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from apis import LAUNCHERS, close_launcher, distributed_runner_cfg, init_launcher  # noqa: E402
+from apis import close_launcher, distributed_runner_cfg, init_launcher  # noqa: E402
+from apis.launcher import add_launcher_options  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from apis.user_input import (add_cfg_options, check_input_file,  # noqa: E402
                              merge_cfg_options, read_config)
@@ -40,9 +41,7 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='draw predictions into this folder (the config\'s '
                         'default_hooks.visualization)')
     add_cfg_options(parser)
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
-                        help='set by torch.distributed.launch; torchrun sets LOCAL_RANK')
+    add_launcher_options(parser)
     return parser.parse_args(argv)
 
 

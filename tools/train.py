@@ -22,7 +22,8 @@ from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 # registers QATHook, the quant modules and the checkpoint allow-list
-from apis import LAUNCHERS, close_launcher, distributed_runner_cfg, init_launcher  # noqa: E402
+from apis import close_launcher, distributed_runner_cfg, init_launcher  # noqa: E402
+from apis.launcher import add_launcher_options  # noqa: E402
 from apis.qat import enable_amp  # noqa: E402
 from quantization import load_checkpoint_file  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
@@ -51,9 +52,7 @@ def parse_args(argv=None):
                         help='scale the learning rate by the total batch size over the config\'s '
                         'auto_scale_lr.base_batch_size')
     add_cfg_options(parser)
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
-                        help='set by torch.distributed.launch; torchrun sets LOCAL_RANK')
+    add_launcher_options(parser)
     return parser.parse_args(argv)
 
 
