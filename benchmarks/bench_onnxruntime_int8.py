@@ -40,6 +40,7 @@ from projects.SceneSeg.data.synthetic_roads import STYLES, render_scene  # noqa:
 from projects.SceneSeg.model import MEAN, STD  # noqa: E402
 from quantization import CalibrationManager, load_checkpoint_file  # noqa: E402
 from quantization import load_state_dict_strict  # noqa: E402
+from quantization.fileio import atomic_output  # noqa: E402
 
 
 def road_images(count, seed):
@@ -113,7 +114,8 @@ def main():
             shutil.copyfile(tensorrt, paths['ours_tensorrt'])
         graph = gs.import_onnx(onnx.load(tensorrt))
         apply_placement(graph, 'onnxruntime')
-        onnx.save(gs.export_onnx(graph), paths[f'ours_onnxruntime{suffix}'])
+        with atomic_output(paths[f'ours_onnxruntime{suffix}'], '.onnx') as tmp_path:
+            onnx.save(gs.export_onnx(graph), tmp_path)
     print('running quantize_static ...', flush=True)
     ort_quant.quantize_static(
         paths['float'],

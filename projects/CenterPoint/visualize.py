@@ -1,8 +1,9 @@
 """Bird's-eye-view PNGs of a lidar sweep with ground-truth and predicted boxes."""
-import os
 from typing import Optional, Sequence
 
 import numpy as np
+
+from quantization.fileio import atomic_output
 
 
 def box_corners_bev(boxes: np.ndarray) -> np.ndarray:
@@ -52,6 +53,8 @@ def plot_bev(path: str,
     ax.set_title(title)
     ax.legend(loc='upper right', fontsize=8)
     fig.tight_layout()
-    fig.savefig(f'{path}.tmp.png', dpi=100)
-    plt.close(fig)
-    os.replace(f'{path}.tmp.png', path)
+    try:
+        with atomic_output(path, '.png') as tmp_path:
+            fig.savefig(tmp_path, dpi=100)
+    finally:
+        plt.close(fig)

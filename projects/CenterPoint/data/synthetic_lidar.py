@@ -18,6 +18,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from quantization.fileio import write_bytes_atomic
+
 CLASSES = ('car', 'truck', 'bus', 'bicycle', 'pedestrian')
 #: mean (l, w, h) in metres and the mean count per scene
 CLASS_SHAPES = {
@@ -191,12 +193,6 @@ def scene_info(index: int, lidar_path: str, scene: Dict) -> dict:
     }
 
 
-def _write_atomic(path: str, payload: bytes):
-    with open(f'{path}.tmp', 'wb') as output:
-        output.write(payload)
-    os.replace(f'{path}.tmp', path)
-
-
 def write_dataset(root: str,
                   splits: Dict[str, int],
                   seed: int = 0,
@@ -217,7 +213,7 @@ def write_dataset(root: str,
         for _ in range(count):
             scene = generate_scene(np.random.default_rng([seed, index]), config)
             file_name = f'{index:06d}.bin'
-            _write_atomic(osp.join(root, 'points', file_name), scene['points'].tobytes())
+            write_bytes_atomic(osp.join(root, 'points', file_name), scene['points'].tobytes())
             data_list.append(scene_info(index, file_name, scene))
             index += 1
         infos = {
@@ -232,5 +228,5 @@ def write_dataset(root: str,
             'data_list': data_list,
         }
         info_files[split] = osp.join(root, f'infos_{split}.pkl')
-        _write_atomic(info_files[split], pickle.dumps(infos))
+        write_bytes_atomic(info_files[split], pickle.dumps(infos))
     return info_files

@@ -15,6 +15,7 @@ from typing import Dict, Tuple
 import numpy as np
 from PIL import Image
 
+from quantization.fileio import atomic_output
 from .layout import (BACKGROUND, DATASET_CROPS, DELIMITER, LARGE_VEHICLE, PERSON, ROAD, SKY,
                      SMALL_VEHICLE, UNLABELLED)
 
@@ -138,8 +139,8 @@ def render_scene(rng: np.random.Generator, size: Tuple[int, int], style: Style):
 
 
 def _save_png(array: np.ndarray, path: str):
-    Image.fromarray(array).save(f'{path}.tmp.png')
-    os.replace(f'{path}.tmp.png', path)
+    with atomic_output(path, '.png') as tmp_path:
+        Image.fromarray(array).save(tmp_path)
 
 
 def write_datasets(root: str,
