@@ -58,10 +58,10 @@ def check_methods(methods: Sequence[str]) -> List[str]:
     return list(dict.fromkeys(methods))
 
 
-def evaluate(inputs: QuantInputs, gather: bool = True) -> dict:
-    """The test metrics of ``inputs.model`` (every rank's shard unless ``gather`` is False)."""
+def evaluate(inputs: QuantInputs) -> dict:
+    """The test metrics of ``inputs.model`` over every rank's shard of the test set."""
     return evaluate_model(inputs.model, inputs.test_loader, inputs.cfg.test_evaluator,
-                          progress=is_main_process(), gather=gather)
+                          progress=is_main_process())
 
 
 def calibrate(inputs: QuantInputs, calib_batches: int, method: str,

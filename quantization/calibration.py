@@ -4,11 +4,11 @@ from itertools import islice
 from typing import Any, Callable, Iterable, Optional
 
 import torch
+from mmengine.dist import all_reduce, get_dist_info
 from mmengine.model import BaseModel, is_model_wrapper
 from torch import nn
 from tqdm import tqdm
 
-from .distributed import all_reduce_sum, rank_and_world
 from .summary import print_quant_summary
 from .toggle import named_quantizers
 
@@ -78,7 +78,7 @@ class CalibrationManager:
         """
         if not isinstance(num_batches, int) or num_batches <= 0:
             raise ValueError(f'calibration needs at least one batch, got num_batches={num_batches}')
-        rank, world = rank_and_world() if self.share_ranks else (0, 1)
+        rank, world = get_dist_info() if self.share_ranks else (0, 1)
         if num_batches < world:
             raise ValueError(f'{num_batches} calibration batches cannot be shared by {world} '
                              f'processes; ask for at least {world}')
@@ -101,7 +101,9 @@ class CalibrationManager:
                 quantizer.enable_quant()
             self.model.train(was_training)
         if world > 1:
-            seen = all_reduce_sum(seen)
+            seen_by_all = torch.tensor([seen], dtype=torch.int64)
+            all_reduce(seen_by_all)  # moved to the backend's device and back by mmengine
+            seen = int(seen_by_all.item())
         if seen == 0:
             raise ValueError('calibration saw 0 batches: the calibration data is empty')
         if seen < num_batches:
@@ -118,7 +120,7 @@ class CalibrationManager:
             strict (bool): Raise (naming the quantizer) when one saw no data.
             **kwargs: Passed to the reduction (``percentile=99.99``, ``start_bin=128``).
         """
-        distributed = self.share_ranks and rank_and_world()[1] > 1
+        distributed = self.share_ranks and get_dist_info()[1] > 1
         for name, quantizer in tqdm(
                 self.quantizers.items(), desc=f'amax ({method})', disable=not self.progress):
             if distributed:

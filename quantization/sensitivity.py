@@ -8,10 +8,11 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional, Sequence
 
+from mmengine.dist import get_dist_info
 from torch import nn
 from tqdm import tqdm
 
-from .distributed import rank_and_world, shared_map
+from .distributed import shared_map
 from .fileio import atomic_output
 from .toggle import (enabled_state, quant_layer_names, restore_enabled_state, set_all_quantizers)
 
@@ -68,7 +69,7 @@ def _metrics_of(model: nn.Module, evaluate: Evaluate, variants: Sequence[tuple],
 
     def metric(variant):
         value = _variant_metric(model, evaluate, variant)
-        bar.update(rank_and_world()[1])
+        bar.update(get_dist_info()[1])
         return value
 
     try:
@@ -125,7 +126,7 @@ def greedy_skip_search(model: nn.Module, evaluate: Evaluate, ranking: Sequence[s
     """
     if budget < 0:
         raise ValueError(f'budget must be >= 0 metric points, got {budget}')
-    world = rank_and_world()[1]
+    world = get_dist_info()[1]
     trace = []
     for first in range(0, len(ranking) + 1, world):
         lengths = range(first, min(first + world, len(ranking) + 1))

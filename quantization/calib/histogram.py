@@ -10,8 +10,8 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.distributed as dist
+from mmengine.dist import get_comm_device
 
-from ..distributed import collective_device
 from .reductions import AMAX_REDUCTIONS
 
 #: Width exponent used when everything seen so far is 0.
@@ -88,7 +88,7 @@ class HistogramCalibrator:
 
     def sync(self):
         """Sum the histograms of all distributed ranks (every rank must call it)."""
-        device = collective_device()
+        device = get_comm_device()
         if self.calib_hist is None:
             self.calib_hist = torch.zeros(self.num_bins, dtype=torch.int64, device=device)
         self.calib_hist = self.calib_hist.to(device)
