@@ -9,7 +9,6 @@ from .descriptor import QuantDescriptor
 from .module_paths import set_module
 from .nn import (Add, Concat, Mul, QuantAdd, QuantConcat, QuantConv2d, QuantConvTranspose2d,
                  QuantLinear, QuantMul)
-from .toggle import named_quantizers
 
 #: float type -> quantized type. Exact types only: a subclass may change forward, so it is
 #: quantized only when a ``module_map`` names it (mmcv's wrappers are added, see
@@ -84,12 +83,11 @@ def quantize_model(model: nn.Module,
         if not name or quant_cls is None or not _selected(name, include, exclude):
             continue
         quant_module = quant_cls.from_float(module, quant_desc_input,
-                                            weight_descs.get(quant_cls.__name__))
+                                            weight_descs.get(quant_cls.__name__), name=name)
         weight = getattr(module, 'weight', None)
         device = weight.device if isinstance(weight, torch.Tensor) else model_device
         if device is not None:
             quant_module.to(device)  # the new quantizers; parameters stay the same objects
         set_module(model, name, quant_module)
         replaced += 1
-    list(named_quantizers(model))  # stamp names used in error messages
     return replaced

@@ -1,5 +1,6 @@
-"""What every quantized weight layer shares: an input and a weight quantizer, a fused activation."""
-from typing import Optional, Union
+"""What every quantized layer shares: how it is built from a float layer, and (for weight layers)
+an input and a weight quantizer and a fused activation."""
+from typing import Optional, Tuple, Union
 
 from torch import nn
 
@@ -9,17 +10,34 @@ from ..tensor_quantizer import TensorQuantizer
 DescLike = Optional[Union[QuantDescriptor, dict]]
 
 
+def check_replaceable(float_module: nn.Module, name: str):
+    """Refuse a float module with forward hooks: its quantized twin is a new module, and hooks
+    registered on the old one would silently stop running."""
+    if float_module._forward_hooks or float_module._forward_pre_hooks:
+        raise ValueError(f'{name or type(float_module).__name__}: has forward hooks, which a '
+                         'quantized replacement would not run; register them after quantize_model')
+
+
+def label_quantizers(quant_module: nn.Module, name: str):
+    """Give the quantizers of a quant module built for the layer ``name`` their full paths."""
+    for child_name, child in quant_module.named_children():
+        if isinstance(child, TensorQuantizer):
+            child.name = f'{name}.{child_name}' if name else child_name
+
+
 class QuantLayerMixin:
     """Adds ``input_quantizer``, ``weight_quantizer`` and ``fused_act`` to a float layer.
 
     Subclasses set ``default_quant_desc_input`` and ``default_quant_desc_weight``, and
-    ``weight_channels`` (the number of weight channels along the descriptor's axis).
-    ``fused_act`` is an ``nn.Identity`` until :func:`quantization.fusion.fuse_relu` moves a
-    following ReLU into the layer, so that Conv(+BN)+ReLU is one unit.
+    ``float_arguments``: the constructor arguments that :meth:`from_float` reads from the float
+    layer's attributes. ``fused_act`` is an ``nn.Identity`` until
+    :func:`quantization.fusion.fuse_relu` moves a following ReLU into the layer, so that
+    Conv(+BN)+ReLU is one unit.
     """
 
     default_quant_desc_input: QuantDescriptor
     default_quant_desc_weight: QuantDescriptor
+    float_arguments: Tuple[str, ...]
 
     def init_quantizers(self,
                         quant_desc_input: DescLike = None,
@@ -40,12 +58,23 @@ class QuantLayerMixin:
     def from_float(cls,
                    float_module: nn.Module,
                    quant_desc_input: DescLike = None,
-                   quant_desc_weight: DescLike = None) -> nn.Module:
-        """Quantized twin of ``float_module`` that shares its Parameter objects and hooks."""
-        quant_module = cls.__new__(cls)
-        quant_module.__dict__.update({
-            key: (value.copy() if isinstance(value, dict) else value)
-            for key, value in float_module.__dict__.items()
-        })
-        quant_module.init_quantizers(quant_desc_input, quant_desc_weight)
+                   quant_desc_weight: DescLike = None,
+                   name: str = '') -> nn.Module:
+        """Quantized twin of ``float_module`` (the layer at path ``name``).
+
+        Built from the float layer's constructor arguments, without allocating a weight, then
+        given the float layer's own ``weight`` and ``bias`` Parameter objects (no copy, so an
+        optimizer holding them keeps working) and its train / eval mode.
+        """
+        check_replaceable(float_module, name)
+        arguments = {key: getattr(float_module, key) for key in cls.float_arguments}
+        quant_module = cls(**arguments,
+                           bias=float_module.bias is not None,
+                           device='meta',
+                           quant_desc_input=quant_desc_input,
+                           quant_desc_weight=quant_desc_weight)
+        quant_module.weight = float_module.weight
+        quant_module.bias = float_module.bias
+        quant_module.train(float_module.training)
+        label_quantizers(quant_module, name)
         return quant_module

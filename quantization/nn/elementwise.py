@@ -5,14 +5,15 @@ Model code that writes ``a + b``, ``a * b`` or ``torch.cat(xs, 1)`` uses the flo
 ``out = self.add(a, b)``); the replacement pass turns them into :class:`QuantAdd`,
 :class:`QuantMul` / :class:`QuantConcat`, exactly as it turns Conv2d into QuantConv2d.
 """
-from typing import Optional, Sequence, Union
+from typing import Sequence, Tuple
 
 import torch
 from mmengine.registry import MODELS
 from torch import nn
 
-from ..descriptor import QUANT_DESC_8BIT_PER_TENSOR, QuantDescriptor
+from ..descriptor import QUANT_DESC_8BIT_PER_TENSOR
 from ..tensor_quantizer import TensorQuantizer
+from ._quant_layer import DescLike, check_replaceable, label_quantizers
 
 
 @MODELS.register_module()
@@ -43,26 +44,35 @@ class Concat(nn.Module):
         return torch.cat(list(tensors), self.dim)
 
 
-class _SharedInputQuantizer:
+class _ElementwiseQuant:
+    """Builds an elementwise quant module from its float twin (``float_arguments`` name the
+    constructor arguments read from it)."""
+
+    float_arguments: Tuple[str, ...] = ()
+
+    @classmethod
+    def from_float(cls,
+                   float_module: nn.Module,
+                   quant_desc_input: DescLike = None,
+                   quant_desc_weight=None,
+                   name: str = '') -> nn.Module:
+        check_replaceable(float_module, name)
+        arguments = {key: getattr(float_module, key) for key in cls.float_arguments}
+        quant_module = cls(**arguments, quant_desc_input=quant_desc_input)
+        quant_module.train(float_module.training)
+        label_quantizers(quant_module, name)
+        return quant_module
+
+
+class _SharedInputQuantizer(_ElementwiseQuant):
     """Builds the one ``input_quantizer`` used by every input (a per-tensor descriptor)."""
 
-    def init_quantizers(self,
-                        quant_desc_input: Optional[Union[QuantDescriptor, dict]] = None,
-                        quant_desc_weight=None):
+    def init_quantizers(self, quant_desc_input: DescLike = None):
         self.input_quantizer = TensorQuantizer(
             quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR, name='input_quantizer',
             role='shared input')
         if self.input_quantizer.quant_desc.axis is not None:
             raise ValueError(f'{type(self).__name__}: a shared input quantizer must be per tensor')
-
-    @classmethod
-    def from_float(cls, float_module: nn.Module, quant_desc_input=None, quant_desc_weight=None):
-        quant_module = cls(
-            **({
-                'dim': float_module.dim
-            } if hasattr(float_module, 'dim') else {}),
-            quant_desc_input=quant_desc_input)
-        return quant_module
 
 
 @MODELS.register_module()
@@ -81,6 +91,8 @@ class QuantAdd(_SharedInputQuantizer, nn.Module):
 class QuantConcat(_SharedInputQuantizer, nn.Module):
     """``cat([q(x) for x in tensors], dim)`` with one quantizer (one scale) for every input."""
 
+    float_arguments = ('dim', )
+
     def __init__(self, dim: int = 1, quant_desc_input=None):
         super().__init__()
         self.dim = dim
@@ -91,7 +103,7 @@ class QuantConcat(_SharedInputQuantizer, nn.Module):
 
 
 @MODELS.register_module()
-class QuantMul(nn.Module):
+class QuantMul(_ElementwiseQuant, nn.Module):
     """``q_a(a) * q_b(b)``: each input has its own quantizer (a product needs no common scale),
     so both enter the multiply from Q/DQ and TensorRT can run it as an INT8 pointwise op."""
 
@@ -100,10 +112,6 @@ class QuantMul(nn.Module):
         desc = quant_desc_input or QUANT_DESC_8BIT_PER_TENSOR
         self.input_quantizer = TensorQuantizer(desc, name='input_quantizer')
         self.other_quantizer = TensorQuantizer(desc, name='other_quantizer')
-
-    @classmethod
-    def from_float(cls, float_module: nn.Module, quant_desc_input=None, quant_desc_weight=None):
-        return cls(quant_desc_input=quant_desc_input)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.input_quantizer(a) * self.other_quantizer(b)

@@ -19,6 +19,8 @@ class QuantConv2d(QuantLayerMixin, nn.Conv2d):
 
     default_quant_desc_input = QUANT_DESC_8BIT_PER_TENSOR
     default_quant_desc_weight = QUANT_DESC_8BIT_CONV2D_WEIGHT_PER_CHANNEL
+    float_arguments = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding',
+                       'dilation', 'groups', 'padding_mode')
 
     def __init__(self,
                  *args,
@@ -46,6 +48,8 @@ class QuantConvTranspose2d(QuantLayerMixin, nn.ConvTranspose2d):
 
     default_quant_desc_input = QUANT_DESC_8BIT_PER_TENSOR
     default_quant_desc_weight = QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_TENSOR
+    float_arguments = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding',
+                       'output_padding', 'groups', 'dilation', 'padding_mode')
 
     def __init__(self,
                  *args,

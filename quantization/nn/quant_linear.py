@@ -15,6 +15,7 @@ class QuantLinear(QuantLayerMixin, nn.Linear):
 
     default_quant_desc_input = QUANT_DESC_8BIT_PER_TENSOR
     default_quant_desc_weight = QUANT_DESC_8BIT_LINEAR_WEIGHT_PER_ROW
+    float_arguments = ('in_features', 'out_features')
 
     def __init__(self,
                  *args,

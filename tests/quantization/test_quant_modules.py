@@ -3,7 +3,7 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
-from quantization import (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, Mul, QuantAdd,
+from quantization import (QUANT_DESC_8BIT_CONVTRANSPOSE2D_WEIGHT_PER_CHANNEL, Concat, Mul, QuantAdd,
                           QuantConcat, QuantMul, QuantConv2d, QuantConvTranspose2d, QuantDescriptor,
                           QuantLinear)
 from quantization.tensor_quant import fake_quant, scale_from_amax
@@ -113,14 +113,51 @@ def test_quant_mul_quantizes_each_input_with_its_own_scale():
     assert type(holder.gate) is QuantMul
 
 
-def test_from_float_shares_parameters_and_keeps_weights():
-    conv = nn.Conv2d(3, 4, 3)
-    quant = QuantConv2d.from_float(conv)
-    assert quant.weight is conv.weight and quant.bias is conv.bias
+@pytest.mark.parametrize('float_layer', [
+    nn.Conv2d(3, 4, 3, stride=2, padding=(1, 2), dilation=2, groups=1, padding_mode='reflect'),
+    nn.Conv2d(4, 4, 3, padding='same', groups=2, bias=False),
+    nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, dilation=1, groups=1),
+    nn.Linear(3, 5),
+])
+def test_from_float_builds_the_same_layer_around_the_same_parameters(float_layer):
+    float_layer.eval()
+    quant = QuantLinear.from_float if isinstance(float_layer, nn.Linear) else (
+        QuantConvTranspose2d.from_float if isinstance(float_layer, nn.ConvTranspose2d)
+        else QuantConv2d.from_float)
+    quant = quant(float_layer, name='neck.layer')
+    assert quant.weight is float_layer.weight and quant.bias is float_layer.bias
+    assert not quant.training
+    assert quant.input_quantizer.name == 'neck.layer.input_quantizer'
+    assert quant.weight_quantizer.name == 'neck.layer.weight_quantizer'
+    assert quant.input_quantizer.role == 'input' and quant.weight_quantizer.role == 'weight'
+    # nothing is shared by accident: the float layer's bookkeeping stays its own
+    assert quant._non_persistent_buffers_set is not float_layer._non_persistent_buffers_set
+    assert quant._modules is not float_layer._modules
     quant.input_quantizer.disable()
     quant.weight_quantizer.disable()
-    x = torch.randn(1, 3, 6, 6)
-    assert torch.equal(quant(x), conv(x))
+    x = torch.randn(2, 3, 9, 9) if not isinstance(float_layer, nn.Linear) else torch.randn(2, 3)
+    if isinstance(float_layer, nn.Conv2d) and float_layer.in_channels == 4:
+        x = torch.randn(2, 4, 9, 9)
+    assert torch.equal(quant(x), float_layer(x))
+    assert set(quant.state_dict()) == set(float_layer.state_dict()) | {
+        'input_quantizer.amax', 'input_quantizer.enabled', 'weight_quantizer.amax',
+        'weight_quantizer.enabled'}
+
+
+def test_elementwise_from_float_keeps_arguments_and_mode():
+    concat = Concat(dim=2).eval()
+    quant = QuantConcat.from_float(concat, name='fuse')
+    assert quant.dim == 2 and not quant.training
+    assert quant.input_quantizer.name == 'fuse.input_quantizer'
+    assert quant.input_quantizer.role == 'shared input'
+    assert QuantMul.from_float(Mul(), name='gate').other_quantizer.name == 'gate.other_quantizer'
+
+
+def test_a_layer_with_forward_hooks_is_refused_by_name():
+    conv = nn.Conv2d(3, 4, 3)
+    conv.register_forward_hook(lambda module, args, out: out)
+    with pytest.raises(ValueError, match='backbone.conv: has forward hooks'):
+        QuantConv2d.from_float(conv, name='backbone.conv')
 
 
 def test_weight_axis_must_exist():
