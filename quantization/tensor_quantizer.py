@@ -19,8 +19,10 @@ class TensorQuantizer(nn.Module):
     State that must survive ``state_dict``, ``.to()`` and export is registered in ``__init__``:
     ``amax`` (persistent buffer; (0,) until calibrated, then () per tensor or (C,) per channel, in
     input units), ``scale`` and ``zero_point`` (non-persistent buffers derived from amax, the
-    constants of exported Q/DQ nodes) and ``enabled`` (bool buffer, so skip lists survive
-    checkpoints). Forward reads a Python copy of the flag, so no exporter sees a branch on data.
+    constants of exported Q/DQ nodes). amax and scale are updated in place while their shape
+    stays. The enable flag is a Python bool (:attr:`is_enabled`), so forward never reads a
+    tensor to branch; the state_dict carries it as the bool tensor ``enabled``, so skip lists
+    survive checkpoints.
 
     Modes, as in pytorch-quantization: ``enable_calib()`` feeds every forward input to the
     calibrator; ``enable_quant()`` fake-quantizes it; ``disable()`` makes the quantizer an
@@ -63,7 +65,6 @@ class TensorQuantizer(nn.Module):
         else:
             self._calibrator = HistogramCalibrator(desc.num_bins, desc.num_bits, desc.unsigned)
         self.register_buffer('amax', torch.empty(0))
-        self.register_buffer('enabled', torch.tensor(True))
         self.register_buffer('scale', torch.ones(()), persistent=False)
         self.register_buffer('zero_point', torch.zeros((), dtype=torch.int32), persistent=False)
         if desc.amax is not None:
@@ -72,14 +73,10 @@ class TensorQuantizer(nn.Module):
 
     # ----------------------------------------------------------------- modes
     def enable(self):
-        self._set_enabled(True)
+        self._enabled = True
 
     def disable(self):
-        self._set_enabled(False)
-
-    def _set_enabled(self, value: bool):
-        self._enabled = value
-        self.enabled.fill_(value)
+        self._enabled = False
 
     def enable_quant(self):
         self._if_quant = True
@@ -120,14 +117,23 @@ class TensorQuantizer(nn.Module):
             raise ValueError(
                 f'{self.name}: per-tensor quantizer got amax of shape {tuple(amax.shape)}')
         amax = amax.reshape(()) if self.quant_desc.axis is None else amax.reshape(-1)
-        self.amax = amax.to(self.amax.device)
+        self._store('amax', amax)
         self._update_qparams()
+
+    def _store(self, name: str, value: torch.Tensor):
+        """Write ``value`` into buffer ``name``: in place when the shape stays (references to the
+        buffer stay valid), as a new tensor on the buffer's device otherwise."""
+        buffer = getattr(self, name)
+        if buffer.shape == value.shape:
+            buffer.copy_(value)
+        else:
+            setattr(self, name, value.to(device=buffer.device, dtype=buffer.dtype))
 
     def _update_qparams(self):
         if not self.has_amax:
             return
-        self.scale = scale_from_amax(self.amax, self.quant_desc.quant_max)
-        self.zero_point = torch.zeros(self.scale.shape, dtype=torch.int32, device=self.amax.device)
+        self._store('scale', scale_from_amax(self.amax, self.quant_desc.quant_max))
+        self._store('zero_point', torch.zeros(self.amax.shape, dtype=torch.int32))
 
     def load_calib_amax(self, method: str = 'max', strict: bool = True, **kwargs):
         """Compute amax from the calibrator and load it.
@@ -159,8 +165,17 @@ class TensorQuantizer(nn.Module):
         self.amax = torch.empty(0, device=self.amax.device)
 
     # ----------------------------------------------------------------- state
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + 'enabled'] = torch.tensor(self._enabled)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
+        saved_enabled = state_dict.pop(prefix + 'enabled', None)
+        if saved_enabled is not None:
+            self._enabled = bool(saved_enabled)
+        elif strict:
+            missing_keys.append(prefix + 'enabled')
         saved_amax = state_dict.get(prefix + 'amax')
         if isinstance(saved_amax, torch.Tensor) and saved_amax.numel() > 0:
             # () per tensor, (C,) per channel, whatever dimensions the file kept
@@ -170,7 +185,6 @@ class TensorQuantizer(nn.Module):
             self.amax = torch.empty(saved_amax.shape, device=self.amax.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
-        self._enabled = bool(self.enabled)
         self._update_qparams()
 
     # ----------------------------------------------------------------- forward

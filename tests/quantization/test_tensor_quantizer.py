@@ -27,6 +27,31 @@ def test_amax_is_a_buffer_from_init_and_scale_follows():
     assert quantizer.zero_point.item() == 0 and quantizer.zero_point.dtype == torch.int32
 
 
+def test_amax_and_scale_are_updated_in_place_while_their_shape_stays():
+    quantizer = TensorQuantizer(QuantDescriptor(axis=0), num_channels=3)
+    quantizer.set_amax(torch.ones(3))
+    amax, scale = quantizer.amax, quantizer.scale
+    quantizer.set_amax(torch.tensor([1.27, 2.54, 3.81]))
+    assert quantizer.amax is amax and quantizer.scale is scale
+    assert torch.allclose(scale, torch.tensor([0.01, 0.02, 0.03]))
+    quantizer.set_amax(torch.ones(4))  # a new shape: a new tensor
+    assert quantizer.amax.shape == (4, ) and quantizer.scale.shape == (4, )
+
+
+def test_enable_flag_is_one_bool_saved_as_the_enabled_key():
+    quantizer = TensorQuantizer()
+    assert 'enabled' not in dict(quantizer.named_buffers())
+    quantizer.disable()
+    assert quantizer.state_dict()['enabled'].item() is False
+    fresh = TensorQuantizer()
+    fresh.load_state_dict(quantizer.state_dict())
+    assert not fresh.is_enabled
+    with pytest.raises(RuntimeError, match='Missing key.*enabled'):
+        fresh.load_state_dict({'amax': torch.empty(0)})
+    fresh.load_state_dict({'amax': torch.empty(0)}, strict=False)
+    assert not fresh.is_enabled  # a missing key keeps the flag
+
+
 def test_quantizing_before_calibration_names_the_quantizer():
     quantizer = TensorQuantizer(name='backbone.conv1.input_quantizer')
     with pytest.raises(
