@@ -1,10 +1,11 @@
-"""End-to-end INT8 demo on generated data (no downloads).
+"""End-to-end INT8 demo on generated data (no downloads), over the same API the CLIs use.
 
-Trains DemoNet on generated shape images (MMEngine Runner), then: PTQ with every amax method,
-layer sensitivity with a greedy skip list, QAT with QATHook, and the QAT model exported to a
-Q/DQ ONNX file run in ONNX Runtime's INT8 kernels. Prints float vs INT8 accuracy and top-1
-agreement with the float model, all measured on the same validation images, and writes
-results.json, results.md, sensitivity.csv and sensitivity.png into the work dir.
+Trains DemoNet on generated shape images (MMEngine Runner), then: PTQ with every amax method
+(``apis.ptq``), layer sensitivity with a greedy skip list (``apis.sensitivity``), QAT with
+QATHook (``apis.qat``) and deployment of the QAT checkpoint (``apis.deploy``: float and Q/DQ
+ONNX, verified in ONNX Runtime). Prints float vs INT8 accuracy, top-1 agreement with the float
+model and the logit error, all on the same validation images, and writes results.{json,md},
+sensitivity.{csv,png}, every checkpoint and the ONNX files into the work dir.
 
     python tools/quantize_demo.py [--work-dir work_dirs/demo] [--calib-batches 16]
 """
@@ -22,27 +23,24 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import MODELS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
-from quantization.markdown import markdown_table as table_of  # noqa: E402
-from quantization import (  # noqa: E402
-    QuantRecipe, evaluate_model, greedy_skip_search, layer_sensitivity, load_checkpoint_file,
-    load_state_dict_strict, plot_sensitivity, quantize_and_calibrate, save_sensitivity_csv)
-from deployment.verify import write_text_files  # noqa: E402
+import apis  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
-from quantization.fileio import check_output_dir  # noqa: E402
 from apis.user_input import check_positive  # noqa: E402
+from deployment import OnnxRuntimeModel  # noqa: E402
+from deployment.verify import write_text_files  # noqa: E402
+from projects.Demo.adapter import DEMONET  # noqa: E402
+from quantization import load_model_checkpoint  # noqa: E402
+from quantization.fileio import check_output_dir  # noqa: E402
+from quantization.markdown import markdown_table as table_of  # noqa: E402
 from tools.demo_utils import step, train  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FLOAT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')
-QAT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes_qat.py')
-METRIC = 'shapes/accuracy'
-
-
-def float_model(cfg: Config, checkpoint: str) -> torch.nn.Module:
-    model = MODELS.build(cfg.model)
-    load_state_dict_strict(model, load_checkpoint_file(checkpoint)['state_dict'], checkpoint)
-    return model.eval()
+CONFIG = osp.join(ROOT, 'configs', 'demo', 'demonet_shapes.py')
+DEPLOY_CONFIG = osp.join(ROOT, 'configs', 'demo', 'deploy_demonet.py')
+METHODS = ('max', 'percentile', 'mse', 'entropy')
+METRIC = DEMONET.metric_key
+QAT_EPOCHS, QAT_LR, QAT_CALIB_BATCHES = 2, 3e-4, 8
+QUIET = {'log_level': 'WARNING'}  # the Runner's config dump and per-iteration lines
 
 
 @torch.no_grad()
@@ -50,16 +48,19 @@ def logits_of(predict, loader) -> torch.Tensor:
     return torch.cat([torch.as_tensor(predict(batch['inputs'])) for batch in loader])
 
 
-def row(name: str,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        float_logits: torch.Tensor,
+def checkpoint_logits(cfg: Config, checkpoint: str, loader) -> torch.Tensor:
+    """Validation logits of a float or quantized checkpoint."""
+    model = MODELS.build(cfg.model)
+    load_model_checkpoint(model, checkpoint)
+    return logits_of(model.eval(), loader)
+
+
+def row(name: str, accuracy: float, logits: torch.Tensor, float_logits: torch.Tensor,
         note: str = '') -> dict:
-    predictions = logits.argmax(1)
     return {
         'model': name,
-        'accuracy': 100.0 * (predictions == labels).float().mean().item(),
-        'agreement': 100.0 * (predictions == float_logits.argmax(1)).float().mean().item(),
+        'accuracy': accuracy,
+        'agreement': 100.0 * (logits.argmax(1) == float_logits.argmax(1)).float().mean().item(),
         'logit_error': (logits - float_logits).abs().mean().item(),
         'note': note,
     }
@@ -90,8 +91,7 @@ def demo(args):
     logging.getLogger('quantization').setLevel(logging.WARNING)
     os.makedirs(args.work_dir, exist_ok=True)
     started = time.time()
-    cfg = Config.fromfile(FLOAT_CONFIG)
-    train_loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    cfg = Config.fromfile(CONFIG)
     val_loader = Runner.build_dataloader(cfg.val_dataloader, seed=0)
     labels = torch.cat([torch.as_tensor(batch['labels']) for batch in val_loader])
 
@@ -102,78 +102,54 @@ def demo(args):
     else:
         step(f'training the float model ({cfg.train_cfg.max_epochs} epochs on '
              f'{cfg.train_dataloader.dataset.num_samples} generated images)')
-        train(FLOAT_CONFIG, float_dir, log_level='WARNING')
-    model = float_model(cfg, float_ckpt)
-    float_logits = logits_of(model, val_loader)
-    rows = [row('float (PyTorch)', float_logits, labels, float_logits)]
+        train(CONFIG, float_dir, log_level='WARNING')
+    float_logits = checkpoint_logits(cfg, float_ckpt, val_loader)
 
-    step(f'PTQ: calibrating on {args.calib_batches} training batches with each amax method')
-    for method in ('max', 'percentile', 'mse', 'entropy'):
-        model = float_model(cfg, float_ckpt)
-        quantize_and_calibrate(
-            model, QuantRecipe(), train_loader, args.calib_batches, method, progress=False)
-        rows.append(
-            row(f'PTQ {method}', logits_of(model, val_loader), labels, float_logits,
-                'histogram + ' + method if method != 'max' else 'running max'))
-        print(f"    {method:<10} accuracy {rows[-1]['accuracy']:.2f} %", flush=True)
+    step(f'PTQ: one calibration pass on {args.calib_batches} training batches, every amax method')
+    ptq = apis.ptq(CONFIG, float_ckpt, DEMONET, osp.join(args.work_dir, 'ptq.pth'), METHODS,
+                   args.calib_batches)
+    notes = {'max': 'running max'}
+    rows = [row('float (PyTorch)', ptq.rows[0][1][METRIC], float_logits, float_logits)]
+    for method, (_, metrics) in zip(METHODS, ptq.rows[1:]):
+        rows.append(row(f'PTQ {method}', metrics[METRIC],
+                        checkpoint_logits(cfg, ptq.checkpoints[method], val_loader), float_logits,
+                        notes.get(method, f'histogram + {method}')))
 
     step('layer sensitivity of the MSE-calibrated model')
-    model = float_model(cfg, float_ckpt)
-    quantize_and_calibrate(
-        model, QuantRecipe(), train_loader, args.calib_batches, 'mse', progress=False)
-
-    def accuracy(m):
-        return evaluate_model(m, val_loader, cfg.val_evaluator)[METRIC]
-
-    report = layer_sensitivity(model, accuracy)
-    save_sensitivity_csv(report, osp.join(args.work_dir, 'sensitivity.csv'))
-    plot_sensitivity(report, osp.join(args.work_dir, 'sensitivity.png'), 'accuracy')
+    sensitivity = apis.sensitivity(CONFIG, float_ckpt, DEMONET,
+                                   osp.join(args.work_dir, 'sensitivity.csv'), args.calib_batches,
+                                   budget=args.budget)
+    report, search = sensitivity.report, sensitivity.search
     for rank, layer in enumerate(report.top(5), 1):
         print(f'    {rank}. {layer.layer:<12} only this layer INT8: {layer.only_quantized:.2f} %'
               f'   all but this layer: {layer.all_but:.2f} %')
-    search = greedy_skip_search(model, accuracy, [r.layer for r in report.layers], args.budget,
-                                report.float_metric)
     print(f'    skip list for a budget of {args.budget} points: {search.skip_layers or "none"}')
     if search.skip_layers:
-        model = float_model(cfg, float_ckpt)
-        quantize_and_calibrate(
-            model,
-            QuantRecipe(skip_layers=search.skip_layers),
-            train_loader,
-            args.calib_batches,
-            'mse',
-            progress=False)
+        skip = apis.ptq(CONFIG, float_ckpt, DEMONET, osp.join(args.work_dir, 'ptq_skip.pth'),
+                        ['mse'], args.calib_batches, skip_layers=search.skip_layers)
+        rows.append(row('PTQ mse + skip list', skip.rows[1][1][METRIC],
+                        checkpoint_logits(cfg, skip.checkpoints['mse'], val_loader), float_logits,
+                        'float: ' + ', '.join(search.skip_layers)))
+
+    step(f'QAT: {QAT_EPOCHS} epochs with QATHook from the float checkpoint')
+    qat = apis.qat(CONFIG, float_ckpt, DEMONET, osp.join(args.work_dir, 'qat'), QAT_EPOCHS,
+                   QAT_LR, calib_batches=QAT_CALIB_BATCHES, cfg_options=QUIET)
+    qat_logits = checkpoint_logits(cfg, qat.checkpoint, val_loader)
+    rows.append(row('QAT (PyTorch fake-quant)', qat.metrics[METRIC], qat_logits, float_logits,
+                    f'{QAT_EPOCHS} epochs, lr 10x below float'))
+
+    step('deploy: the QAT checkpoint to float and Q/DQ ONNX, verified in ONNX Runtime')
+    deploy_dir = osp.join(args.work_dir, 'deploy')
+    deployed = apis.deploy(DEPLOY_CONFIG, CONFIG, qat.checkpoint, deploy_dir)
+    for target in ('tensorrt', 'onnxruntime'):
+        session = OnnxRuntimeModel(deployed['artifacts'][f'int8_{target}.onnx']['path'])
+        onnx_logits = logits_of(lambda x: session.run({'inputs': x.numpy()})['logits'],
+                                val_loader)
+        onnx_accuracy = 100.0 * (onnx_logits.argmax(1) == labels).float().mean().item()
         rows.append(
-            row('PTQ mse + skip list', logits_of(model, val_loader), labels, float_logits,
-                'float: ' + ', '.join(search.skip_layers)))
-
-    qat_cfg = Config.fromfile(QAT_CONFIG)
-    step(f'QAT: {qat_cfg.train_cfg.max_epochs} epochs with QATHook from the float checkpoint')
-    qat_runner = train(
-        QAT_CONFIG, osp.join(args.work_dir, 'qat'), load_from=float_ckpt, log_level='WARNING')
-    qat_model = qat_runner.model.eval()
-    qat_logits = logits_of(qat_model, val_loader)
-    rows.append(
-        row('QAT (PyTorch fake-quant)', qat_logits, labels, float_logits,
-            f'{qat_cfg.train_cfg.max_epochs} epochs, lr 10x below float'))
-
-    step('export: QAT model to Q/DQ ONNX, run in ONNX Runtime (INT8 kernels)')
-    onnx_path = export_onnx(
-        qat_model, (torch.rand(1, 3, 32, 32), ),
-        osp.join(args.work_dir, 'demonet_qat_qdq.onnx'), ['inputs'], ['logits'],
-        dynamic_axes={
-            'inputs': {
-                0: 'batch'
-            },
-            'logits': {
-                0: 'batch'
-            }
-        })
-    session = OnnxRuntimeModel(onnx_path)
-    onnx_logits = logits_of(lambda x: session.run({'inputs': x.numpy()})['logits'], val_loader)
-    rows.append(
-        row('QAT Q/DQ ONNX in ONNX Runtime', onnx_logits, labels, float_logits,
-            f'max |ONNX - PyTorch| logit {(onnx_logits - qat_logits).abs().max():.2e}'))
+            row(f'QAT, `{target}` Q/DQ ONNX in ONNX Runtime', onnx_accuracy, onnx_logits,
+                float_logits,
+                f'max abs logit error vs PyTorch QAT {(onnx_logits - qat_logits).abs().max():.2e}'))
 
     table = markdown_table(rows)
     write_text_files(
@@ -182,6 +158,7 @@ def demo(args):
             json.dumps(
                 {
                     'rows': rows,
+                    'frames': len(labels),
                     'sensitivity_top10': [vars(r) for r in report.top(10)],
                     'skip_layers': search.skip_layers
                 },
@@ -192,7 +169,7 @@ def demo(args):
     step(f'results on {len(labels)} validation images ({time.time() - started:.0f} s in all)')
     print(table)
     print(f'\nwritten: {args.work_dir}/results.md, results.json, sensitivity.csv, sensitivity.png, '
-          f'{osp.basename(onnx_path)}')
+          f'checkpoints, deploy/ (ONNX files, deploy_report.md)')
 
 
 def main(argv=None) -> int:
