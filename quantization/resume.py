@@ -1,6 +1,6 @@
 """Where a training run starts: the resume rule shared by ``tools/train.py`` and the QAT CLI.
 
-The rule (README, "Resume rule"):
+The rule (docs/guide.md, "Never losing a run"):
 - ``--resume CKPT`` resumes from that file (weights, optimizer, schedulers, epoch, amax).
 - ``--resume`` resumes from the work dir's last *complete* checkpoint when there is one; a
   given ``--load-from`` / ``--checkpoint`` is where that run started and is not loaded again.

@@ -106,9 +106,8 @@ def parse_args(argv=None):
         '--train', action='store_true', help='train the float model instead of the shipped one')
     parser.add_argument('--calib-batches', type=int, default=16)
     parser.add_argument('--qat-epochs', type=int, default=5)
-    # CUDA-CenterPoint's rule (peak 10x below the float lr) gives 2e-4 here, which cost 2.3 mAP
-    # points after 1 epoch: the float model ended its cosine schedule at 2e-5. Measured on the
-    # 50 validation scenes: 3 epochs at 5e-5 -0.15, 5 at 5e-5 -0.11, 5 at 1e-4 +0.12.
+    # CUDA-CenterPoint's rule (peak 10x below the float lr) gives 2e-4 here, too high for a model
+    # that ended its cosine schedule at 2e-5 (the schedules tried: docs/centerpoint.md).
     parser.add_argument('--qat-lr', type=float, default=1e-4)
     parser.add_argument(
         '--sensitivity-batches',
