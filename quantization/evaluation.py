@@ -1,15 +1,41 @@
 """Evaluate an MMEngine model with an MMEngine evaluator, without a Runner."""
-import torch.distributed as dist
-from typing import Iterable, Optional, Union
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Tuple, Union
 
 import torch
-from mmengine.evaluator import Evaluator
+import torch.distributed as dist
+from mmengine.dist import collect_results
+from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.model import is_model_wrapper
 from torch import nn
 from tqdm import tqdm
 
 
+@dataclass
+class FrameResults:
+    """What one metric's ``process`` appended, one entry per frame in dataset order (every
+    rank's, on the main process; None on the others), and the metric that scores them."""
+    metric: BaseMetric
+    results: Optional[list]
+
+
+def _as_evaluator(evaluator: Union[Evaluator, dict, list], dataloader: Iterable) -> Evaluator:
+    if not isinstance(evaluator, Evaluator):
+        evaluator = Evaluator(evaluator)
+    dataset = getattr(dataloader, 'dataset', None)
+    if dataset is not None and getattr(evaluator, 'dataset_meta', None) is None:
+        evaluator.dataset_meta = getattr(dataset, 'metainfo', None)
+    return evaluator
+
+
 @torch.no_grad()
+def _process(model: nn.Module, dataloader: Iterable, evaluator: Evaluator, progress: bool):
+    model = model.module if is_model_wrapper(model) else model
+    model.eval()
+    for batch in tqdm(dataloader, desc='Evaluating', disable=not progress, leave=False):
+        evaluator.process(data_samples=model.val_step(batch), data_batch=batch)
+
+
 def evaluate_model(model: nn.Module,
                    dataloader: Iterable,
                    evaluator: Union[Evaluator, dict, list],
@@ -28,19 +54,35 @@ def evaluate_model(model: nn.Module,
             ``evaluate``, a collective call); False scores this rank's results alone, so ranks
             can evaluate different models at the same time.
     """
-    model = model.module if is_model_wrapper(model) else model
-    if not isinstance(evaluator, Evaluator):
-        evaluator = Evaluator(evaluator)
-    dataset = getattr(dataloader, 'dataset', None)
-    if dataset is not None and getattr(evaluator, 'dataset_meta', None) is None:
-        evaluator.dataset_meta = getattr(dataset, 'metainfo', None)
-    model.eval()
-    for batch in tqdm(dataloader, desc='Evaluating', disable=not progress, leave=False):
-        evaluator.process(data_samples=model.val_step(batch), data_batch=batch)
-    size = num_samples if num_samples is not None else len(dataset)
+    evaluator = _as_evaluator(evaluator, dataloader)
+    _process(model, dataloader, evaluator, progress)
+    size = num_samples if num_samples is not None else len(dataloader.dataset)
     if gather or not (dist.is_available() and dist.is_initialized()):
         return evaluator.evaluate(size)
     return _evaluate_locally(evaluator, size)
+
+
+def evaluate_frames(model: nn.Module,
+                    dataloader: Iterable,
+                    evaluator: Union[Evaluator, dict, list],
+                    num_samples: Optional[int] = None,
+                    progress: bool = False) -> Tuple[dict, List[FrameResults]]:
+    """:func:`evaluate_model` (every rank's results merged) that also returns each metric's
+    per-frame results, for :func:`quantization.bootstrap.bootstrap`."""
+    evaluator = _as_evaluator(evaluator, dataloader)
+    _process(model, dataloader, evaluator, progress)
+    size = num_samples if num_samples is not None else len(dataloader.dataset)
+    frames = frame_results(evaluator, size)
+    return evaluator.evaluate(size), frames
+
+
+def frame_results(evaluator: Evaluator, size: int) -> List[FrameResults]:
+    """Every metric's per-frame results so far (every rank's, first ``size``), before
+    ``evaluator.evaluate(size)`` consumes them."""
+    return [
+        FrameResults(metric, collect_results(list(metric.results), size, 'cpu'))
+        for metric in evaluator.metrics
+    ]
 
 
 def _evaluate_locally(evaluator: Evaluator, size: int) -> dict:
