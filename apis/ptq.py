@@ -1,38 +1,45 @@
 """PTQ from a config: float and INT8 metrics on the test split, one checkpoint per amax method."""
+import logging
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.runner import set_random_seed
 
-from quantization import (CalibrationManager, evaluate_model, named_quantizers,
-                          quantize_and_calibrate, save_quantized_checkpoint)
+from quantization import (CalibrationManager, named_quantizers, quantize_and_calibrate,
+                          save_quantized_checkpoint)
+from quantization.bootstrap import DEFAULT_ROUNDS, BootstrapResult, bootstrap
 from quantization.descriptor import AMAX_METHODS
 from quantization.errors import UserError
+from quantization.evaluation import FrameResults, evaluate_frames
 from quantization.fileio import check_output_file
 from .adapter import ModelAdapter
 from .launcher import init_launcher
 from .inputs import QuantInputs, load_inputs
 from .results import Rows, metric_keys, metrics_table
-from .user_input import check_positive
+from .user_input import check_non_negative, check_positive
 
 
 @dataclass
 class PTQResult:
     """``rows``: ``[('float', metrics), ('PTQ (method)', metrics), ...]``; ``checkpoints``: the
-    file of each method; ``calib_batches``: batches seen (all ranks)."""
+    file of each method; ``calib_batches``: batches seen (all ranks); ``intervals``: bootstrap
+    intervals of the rows' figures and of each row minus float (None when not drawn)."""
     rows: Rows
     checkpoints: Dict[str, str]
     calib_batches: int
     skip_layers: List[str]
     table_prefix: str = ''
     amax: Dict[str, object] = field(default_factory=dict, repr=False)  # the last method's
+    intervals: Optional[BootstrapResult] = None
+    metric_key: Optional[str] = None
 
     def table(self) -> str:
-        return metrics_table(self.rows, metric_keys(self.rows[0][1], self.table_prefix))
+        return metrics_table(self.rows, metric_keys(self.rows[0][1], self.table_prefix),
+                             self.intervals, self.metric_key)
 
 
 def amax_of(model) -> Dict[str, object]:
@@ -58,10 +65,25 @@ def check_methods(methods: Sequence[str]) -> List[str]:
     return list(dict.fromkeys(methods))
 
 
-def evaluate(inputs: QuantInputs) -> dict:
-    """The test metrics of ``inputs.model`` over every rank's shard of the test set."""
-    return evaluate_model(inputs.model, inputs.test_loader, inputs.cfg.test_evaluator,
-                          progress=is_main_process())
+def evaluate(inputs: QuantInputs) -> Tuple[dict, List[FrameResults]]:
+    """The test metrics of ``inputs.model`` over every rank's shard of the test set, and the
+    per-frame results behind them (on the main process)."""
+    return evaluate_frames(inputs.model, inputs.test_loader, inputs.cfg.test_evaluator,
+                           progress=is_main_process())
+
+
+def draw_intervals(evaluations: Dict[str, List[FrameResults]], keys: Sequence[str],
+                   rounds: int) -> Optional[BootstrapResult]:
+    """Bootstrap intervals of ``keys`` and of every row minus the first, on the main process
+    (None elsewhere, for ``rounds=0`` and for a test set of one frame)."""
+    if rounds == 0 or not is_main_process():
+        return None
+    frames = len(next(iter(evaluations.values()))[0].results)
+    if frames < 2:
+        print_log(f'no bootstrap intervals: the test set has {frames} frame', logger='current',
+                  level=logging.WARNING)
+        return None
+    return bootstrap(evaluations, keys, reference=next(iter(evaluations)), rounds=rounds)
 
 
 def calibrate(inputs: QuantInputs, calib_batches: int, method: str,
@@ -87,25 +109,31 @@ def ptq(config: Union[str, Config],
         calib_split: str = 'train',
         cfg_options: Optional[dict] = None,
         device: Optional[str] = None,
-        launcher: str = 'none') -> PTQResult:
+        launcher: str = 'none',
+        bootstrap_rounds: int = DEFAULT_ROUNDS) -> PTQResult:
     """Calibrate the float model of ``config`` + ``checkpoint`` and save one quantized checkpoint
-    per amax method (one calibration pass for all). Under ``torch.distributed`` the ranks share
-    calibration and evaluation; rank 0 writes the files."""
+    per amax method (one calibration pass for all); every figure gets a bootstrap interval over
+    the test frames (``bootstrap_rounds`` draws, 0: none). Under ``torch.distributed`` the ranks
+    share calibration and evaluation; rank 0 writes the files."""
     methods = check_methods(methods or [adapter.default_method])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
+    check_non_negative({'bootstrap_rounds': bootstrap_rounds}, 'bootstrap_rounds')
     for method in methods:
         check_output_file(method_output(output, method, methods), '--output')
     init_launcher(launcher)
     inputs = load_inputs(config, checkpoint, adapter, skip_layers, calib_split,
                          cfg_options=cfg_options, device=device)
-    rows = [('float', evaluate(inputs))]
+    metrics, frames = evaluate(inputs)
+    rows, evaluations = [('float', metrics)], {'float': frames}
     seen = calibrate(inputs, calib_batches, methods[0])
     manager = CalibrationManager(inputs.model, progress=False) if len(methods) > 1 else None
     checkpoints = {}
     for method in methods:
         if manager is not None and method != methods[0]:
             manager.compute_amax(method)  # the histograms of the one calibration pass
-        rows.append((f'PTQ ({method})', evaluate(inputs)))
+        name = f'PTQ ({method})'
+        metrics, evaluations[name] = evaluate(inputs)
+        rows.append((name, metrics))
         checkpoints[method] = method_output(output, method, methods)
         if is_main_process():
             save_quantized_checkpoint(
@@ -117,5 +145,7 @@ def ptq(config: Union[str, Config],
                     'calibration': dict(batches=seen, requested=calib_batches, method=method,
                                         split=calib_split)
                 })
+    intervals = draw_intervals(evaluations, metric_keys(rows[0][1], adapter.table_prefix),
+                               bootstrap_rounds)
     return PTQResult(rows, checkpoints, seen, list(inputs.recipe.skip_layers), adapter.table_prefix,
-                     amax_of(inputs.model))
+                     amax_of(inputs.model), intervals, adapter.metric_key)

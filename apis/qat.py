@@ -2,7 +2,7 @@
 metrics of the trained INT8 model."""
 import copy
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import torch
@@ -10,20 +10,23 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from quantization.bootstrap import DEFAULT_ROUNDS, BootstrapResult
 from quantization.errors import UserError
 from quantization.fileio import check_output_dir
 from quantization.resume import resolve_start
 from .adapter import ModelAdapter
 from .inputs import load_inputs
 from .launcher import distributed_runner_cfg, init_launcher
-from .ptq import check_methods, evaluate
+from .ptq import check_methods, draw_intervals, evaluate
 from .results import metric_keys, metrics_table
-from .user_input import check_positive
+from .user_input import check_non_negative, check_positive
 
 
 @dataclass
 class QATResult:
-    """The test metrics after training, the learning rate used and the last checkpoint."""
+    """The test metrics after training and of the float model it started from, the learning
+    rate used, the last checkpoint and the bootstrap intervals (QAT minus float paired on the
+    same frames; None when not drawn)."""
     metrics: dict
     work_dir: str
     checkpoint: str
@@ -31,10 +34,18 @@ class QATResult:
     lr: float
     start: str  # where training started: the resume rule's message
     table_prefix: str = ''
+    float_metrics: dict = field(default_factory=dict)
+    intervals: Optional[BootstrapResult] = None
+    metric_key: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return f'QAT ({self.epochs} epochs, lr {self.lr:g})'
 
     def table(self) -> str:
-        return metrics_table([(f'QAT ({self.epochs} epochs, lr {self.lr:g})', self.metrics)],
-                             metric_keys(self.metrics, self.table_prefix))
+        return metrics_table([('float', self.float_metrics), (self.name, self.metrics)],
+                             metric_keys(self.metrics, self.table_prefix), self.intervals,
+                             self.metric_key)
 
 
 def enable_amp(cfg: Config) -> None:
@@ -64,13 +75,17 @@ def qat(config: Union[str, Config],
         cfg_options: Optional[dict] = None,
         device: Optional[str] = None,
         launcher: str = 'none',
-        amp: bool = False) -> QATResult:
+        amp: bool = False,
+        seed: Optional[int] = None,
+        bootstrap_rounds: int = DEFAULT_ROUNDS) -> QATResult:
     """Fine-tune the float model of ``config`` + ``checkpoint`` with QATHook for ``epochs``
     (peak ``lr``, default 10x below the config's) into ``work_dir``; ``resume`` continues from
     its last complete checkpoint. The Runner trains on its own device (CUDA when available), so
-    ``device`` may only confirm it."""
+    ``device`` may only confirm it. ``seed`` replaces the config's ``randomness.seed``. The float
+    model is evaluated first, so QAT minus float gets a paired bootstrap interval."""
     method = check_methods([method or adapter.default_method])[0]
     check_positive({'calib_batches': calib_batches, 'epochs': epochs}, 'calib_batches', 'epochs')
+    check_non_negative({'bootstrap_rounds': bootstrap_rounds}, 'bootstrap_rounds')
     check_output_dir(work_dir, '--output')
     init_launcher(launcher)
     inputs = load_inputs(config, checkpoint, adapter, skip_layers, calib_split,
@@ -80,8 +95,11 @@ def qat(config: Union[str, Config],
         raise UserError(f'--device {inputs.device}: QAT trains in MMEngine\'s Runner, which uses '
                         f'{runner_device} here (hide GPUs with CUDA_VISIBLE_DEVICES= to train '
                         'on the CPU)')
+    float_metrics, float_frames = evaluate(inputs)
     qat_cfg = copy.deepcopy(inputs.cfg)
     qat_cfg.work_dir = work_dir
+    if seed is not None:
+        qat_cfg.randomness = dict(qat_cfg.get('randomness') or {}, seed=seed)
     start = resolve_start(work_dir, resume, checkpoint)
     start.apply(qat_cfg)
     print_log(f'QAT: {start.message}', logger='current')
@@ -106,5 +124,10 @@ def qat(config: Union[str, Config],
     runner = Runner.from_cfg(qat_cfg)
     runner.train()
     inputs.model = runner.model
-    return QATResult(evaluate(inputs), work_dir, osp.join(work_dir, f'epoch_{epochs}.pth'), epochs,
-                     lr, start.message, adapter.table_prefix)
+    metrics, frames = evaluate(inputs)
+    result = QATResult(metrics, work_dir, osp.join(work_dir, f'epoch_{epochs}.pth'), epochs, lr,
+                       start.message, adapter.table_prefix, float_metrics,
+                       metric_key=adapter.metric_key)
+    result.intervals = draw_intervals({'float': float_frames, result.name: frames},
+                                      metric_keys(metrics, adapter.table_prefix), bootstrap_rounds)
+    return result

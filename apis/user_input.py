@@ -19,13 +19,24 @@ def check_input_file(path: str, kind: str) -> None:
         raise UserError(f'{kind} {path} does not exist')
 
 
-def check_positive(args, *options: str) -> None:
+def check_at_least(minimum: int, args, *options: str) -> None:
     """Refuse any of the numeric ``options`` (argparse dest names, of ``args`` or a dict) below
-    1; None is allowed."""
+    ``minimum``; None is allowed."""
     for option in options:
         value = args.get(option) if isinstance(args, dict) else getattr(args, option, None)
-        if value is not None and value < 1:
-            raise UserError(f'--{option.replace("_", "-")} must be at least 1, got {value}')
+        if value is not None and value < minimum:
+            raise UserError(f'--{option.replace("_", "-")} must be at least {minimum}, '
+                            f'got {value}')
+
+
+def check_positive(args, *options: str) -> None:
+    """:func:`check_at_least` 1."""
+    check_at_least(1, args, *options)
+
+
+def check_non_negative(args, *options: str) -> None:
+    """:func:`check_at_least` 0."""
+    check_at_least(0, args, *options)
 
 
 def read_config(path: str, kind: str = 'config', required: Sequence[str] = ()) -> Config:

@@ -9,8 +9,9 @@ Every artifact is written to a temporary name and renamed when complete.
 import logging
 import os
 import os.path as osp
+from dataclasses import asdict
 from itertools import islice
-from typing import Dict, List, Union
+from typing import Dict, List, Tuple, Union
 
 import numpy as np
 import onnx
@@ -24,6 +25,8 @@ from torch import nn
 
 from quantization import (build_recipe, load_model_checkpoint, quantize_and_calibrate,
                           save_quantized_checkpoint)
+from quantization.bootstrap import DEFAULT_ROUNDS, bootstrap
+from quantization.evaluation import FrameResults, frame_results
 from quantization.fileio import atomic_output, check_output_dir
 from quantization.toggle import enabled_state, restore_enabled_state, set_all_quantizers
 from .exporters import GraphSpec, build_exporter
@@ -190,26 +193,35 @@ class DeployPipeline:
             lint += [f'{prefix}{issue}' for issue in lint_for_tensorrt(onnx_paths[graph])]
         result = {'verification': verification, 'lint': lint}
         if self.deploy_cfg.verification.get('metric'):
-            result['metrics'] = [
-                self._metric(model, name, runners, batches) for name, runners in (
-                    ('pytorch_float', {
-                        g: torch_runner(g, False)
-                        for g in graphs
-                    }),
-                    ('pytorch_fake_quant', {
-                        g: torch_runner(g, True)
-                        for g in graphs
-                    }),
-                    ('onnxruntime', sessions),
-                    ('onnxruntime_unfused', {
-                        graph: OnnxRuntimeModel(path, fuse=False).run
-                        for graph, path in onnx_paths.items()
-                    }),
-                )
-            ]
+            result.update(self._metrics(model, batches, sessions, onnx_paths, torch_runner))
         return result
 
-    def _metric(self, model: nn.Module, name: str, runners: dict, batches: List[tuple]) -> dict:
+    def _metrics(self, model: nn.Module, batches: List[tuple], sessions: dict, onnx_paths: dict,
+                 torch_runner) -> dict:
+        """The task metric of PyTorch float, fake-quant and both ONNX Runtime modes on the
+        verification frames, with bootstrap intervals of each and of each minus PyTorch
+        fake-quant (paired; ``verification.bootstrap_rounds`` draws, 0: none)."""
+        graphs = list(onnx_paths)
+        rows, evaluations = [], {}
+        for name, runners in (
+                ('pytorch_float', {g: torch_runner(g, False) for g in graphs}),
+                ('pytorch_fake_quant', {g: torch_runner(g, True) for g in graphs}),
+                ('onnxruntime', sessions),
+                ('onnxruntime_unfused', {
+                    graph: OnnxRuntimeModel(path, fuse=False).run
+                    for graph, path in onnx_paths.items()
+                }),
+        ):
+            row, evaluations[name] = self._metric(model, name, runners, batches)
+            rows.append(row)
+        rounds = self.deploy_cfg.verification.get('bootstrap_rounds', DEFAULT_ROUNDS)
+        if not rounds:
+            return {'metrics': rows}
+        intervals = bootstrap(evaluations, list(rows[0]['values']), 'pytorch_fake_quant', rounds)
+        return {'metrics': rows, 'intervals': asdict(intervals)}
+
+    def _metric(self, model: nn.Module, name: str, runners: dict,
+                batches: List[tuple]) -> Tuple[dict, List[FrameResults]]:
         evaluator = Evaluator(self.model_cfg.val_evaluator)
         evaluator.dataset_meta = self.dataset_meta
         count = 0
@@ -217,7 +229,8 @@ class DeployPipeline:
             samples = self.exporter.predict(model, data_batch, inputs, runners)
             evaluator.process(data_samples=samples, data_batch=data_batch)
             count += len(samples)
-        return {'model': name, 'values': evaluator.evaluate(count)}
+        frames = frame_results(evaluator, count)
+        return {'model': name, 'values': evaluator.evaluate(count)}, frames
 
     def resolve_shapes(self, model: nn.Module) -> None:
         """The graph input shapes and TensorRT profiles: the deploy config's where it gives them

@@ -1,7 +1,7 @@
 """Compare an exported ONNX model in ONNX Runtime with the PyTorch models it came from."""
 import json
 import os
-from typing import Callable, Dict, Iterable, List
+from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -82,10 +82,7 @@ def markdown_report(report: dict) -> str:
                   markdown_table(('compared with', 'output', 'max abs', 'mean abs', 'cosine'),
                                  comparisons, 'llrrr')]
         if result.get('metrics'):
-            keys = list(result['metrics'][0]['values'])
-            rows = [[row['model'], *[f'{v:.4f}' for v in row['values'].values()]]
-                    for row in result['metrics']]
-            lines += ['', markdown_table(['model', *keys], rows)]
+            lines += ['', *_metric_tables(result['metrics'], result.get('intervals'))]
         if 'lint' in result:
             lines += ['', f"TensorRT lint: {len(result['lint'])} issue(s)"]
             lines += [f'- {issue}' for issue in result['lint']]
@@ -97,6 +94,32 @@ def markdown_report(report: dict) -> str:
             engine.get('trtexec', ''), '```'
         ]
     return '\n'.join(lines) + '\n'
+
+
+def _interval_text(interval: dict) -> str:
+    return f"{interval['value']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}]"
+
+
+def _metric_tables(rows: List[dict], intervals: Optional[dict]) -> List[str]:
+    """The task metric of each runner; with bootstrap ``intervals`` (a BootstrapResult as a
+    dict), every figure with its interval and a table of the paired differences."""
+    keys = list(rows[0]['values'])
+    if not intervals:
+        return [markdown_table(['model', *keys],
+                               [[row['model'], *[f'{row["values"][k]:.4f}' for k in keys]]
+                                for row in rows])]
+    metric, difference = intervals['metric'], intervals['difference']
+    lines = [markdown_table(['model', *keys],
+                            [[name, *[_interval_text(metric[name][k]) if k in metric[name] else ''
+                                      for k in keys]] for name in metric]),
+             '', f"Minus {intervals['reference']}, paired on the same frames:", '',
+             markdown_table(['model', *keys],
+                            [[name, *[_interval_text(difference[name][k])
+                                      if k in difference[name] else '' for k in keys]]
+                             for name in difference]),
+             '', f"{intervals['level']:.0%} bootstrap intervals over {intervals['frames']} frames "
+             f"({intervals['rounds']} draws)"]
+    return lines
 
 
 def write_text_files(work_dir: str, texts: Dict[str, str]) -> List[str]:

@@ -12,6 +12,7 @@
 """
 import json
 import os
+from dataclasses import asdict
 import os.path as osp
 import sys
 import time
@@ -33,7 +34,7 @@ from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 from apis.user_input import check_positive  # noqa: E402
 from quantization.markdown import markdown_table as table_of  # noqa: E402
-from tools.demo_utils import markdown_table, step, train_float  # noqa: E402
+from tools.demo_utils import interval_rows, markdown_table, step, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -43,6 +44,8 @@ SHIPPED_CHECKPOINT = osp.join(ROOT, 'projects', 'CenterPoint', 'checkpoints',
                               'centerpoint_pillar_synthetic_small.pth')
 METHODS = ('max', 'percentile', 'mse', 'entropy')
 SCENES = {'train': 400, 'val': 50}
+METRIC = CENTERPOINT.metric_key
+CLASSES = ('AP_car', 'AP_truck', 'AP_bus', 'AP_bicycle', 'AP_pedestrian')
 
 
 def ensure_data(cfg: Config):
@@ -52,10 +55,6 @@ def ensure_data(cfg: Config):
         return
     print(f'writing {SCENES} scenes to {root} (about 1.5 min)')
     write_dataset(root, SCENES, seed=0)
-
-
-def mean_ap_row(name: str, metrics: dict) -> dict:
-    return {'model': name, **{k.split('/')[-1]: v for k, v in metrics.items() if 'AP' in k}}
 
 
 @torch.no_grad()
@@ -150,27 +149,28 @@ def demo(args):
     if deploy_main([DEPLOY_CONFIG, CONFIG, qat_checkpoint, '--work-dir', deploy_dir]) != 0:
         return 2
     deploy_report = json.load(open(osp.join(deploy_dir, 'deploy_report.json')))
-    ort_metrics = {
-        row['model']: row['values']
-        for row in deploy_report['targets']['tensorrt']['metrics']
-    }
 
-    rows = [mean_ap_row(name, metrics) for name, metrics in ptq_result.rows]
-    rows.append(mean_ap_row(f'QAT ({args.qat_epochs} epochs, lr {args.qat_lr:g})', qat.metrics))
-    rows.append(
-        mean_ap_row('QAT, Q/DQ ONNX in ONNX Runtime, graph as written',
-                    ort_metrics['onnxruntime_unfused']))
-    rows.append(
-        mean_ap_row('QAT, Q/DQ ONNX in ONNX Runtime, INT8 kernels', ort_metrics['onnxruntime']))
+    rows = interval_rows(asdict(ptq_result.intervals), {n: n for n, _ in ptq_result.rows},
+                         CLASSES, METRIC)
+    rows += interval_rows(asdict(qat.intervals), {qat.name: qat.name}, CLASSES, METRIC)
+    rows += interval_rows(
+        deploy_report['targets']['tensorrt']['intervals'], {
+            'onnxruntime_unfused': 'QAT, Q/DQ ONNX in ONNX Runtime, graph as written',
+            'onnxruntime': 'QAT, Q/DQ ONNX in ONNX Runtime, INT8 kernels'
+        }, CLASSES, METRIC)
     plots = plot_predictions(cfg, checkpoint, qat_checkpoint, args.work_dir)
     minutes = (time.time() - started) / 60
     table = markdown_table(rows, [k for k in rows[0] if k != 'model'])
+    frames = ptq_result.intervals.frames
     sensitivity_table = table_of(('rank', 'layer', 'loss', 'gain'),
                                  [(rank, row.layer, f'{row.delta_only:.2f}',
                                    f'{row.gain_all_but:.2f}')
                                   for rank, row in enumerate(report.top(10), 1)], 'rlrr')
     text = '\n'.join([
         '# CenterPoint INT8 on the synthetic validation scenes (mAP, %)', '', table, '',
+        f'95% bootstrap intervals over the {frames} validation frames (1000 draws); differences '
+        'paired on the same frames, against float or, for ONNX Runtime, the PyTorch QAT model.',
+        '',
         f'Sensitivity ({sensitivity.frames} validation frames; loss = float mAP '
         'minus mAP with only this layer INT8, gain = mAP with all but this layer INT8 minus all '
         'INT8):', '', sensitivity_table,

@@ -1,10 +1,11 @@
 """What the demo scripts share: step banners, training a config, result tables."""
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from quantization.bootstrap import Interval
 from quantization.markdown import markdown_table as table_of
 
 
@@ -46,5 +47,30 @@ def train_float(config: str, demo_work_dir: str) -> str:
 
 
 def markdown_table(rows: Sequence[dict], keys: Sequence[str]) -> str:
-    """Rows ``{'model': name, key: value, ...}`` as a Markdown table of ``keys`` (2 decimals)."""
-    return table_of(['model', *keys], [[r['model'], *[f'{r[k]:.2f}' for k in keys]] for r in rows])
+    """Rows ``{'model': name, key: value, ...}`` as a Markdown table of ``keys`` (numbers with 2
+    decimals, text as it is)."""
+
+    def cell(value) -> str:
+        return value if isinstance(value, str) else f'{value:.2f}'
+
+    return table_of(['model', *keys], [[r['model'], *[cell(r.get(k, '')) for k in keys]]
+                                       for r in rows])
+
+
+def interval_rows(intervals: dict, labels: Dict[str, str], keys: Sequence[str],
+                  headline: str) -> List[dict]:
+    """Table rows from a bootstrap result (``dataclasses.asdict`` of a BootstrapResult, or a
+    deploy report's ``intervals``): ``labels`` maps its model names to row labels; ``keys``
+    (short names) get their values, ``headline`` (a full key) its interval and the paired
+    difference from the result's reference."""
+    rows = []
+    for name, label in labels.items():
+        metric = intervals['metric'][name]
+        row = {'model': label, **{key.split('/')[-1]: value['value']
+                                  for key, value in metric.items() if key.split('/')[-1] in keys}}
+        row[f'{headline.split("/")[-1]} [95% interval]'] = str(Interval(**metric[headline]))
+        difference = intervals['difference'].get(name, {}).get(headline)
+        row['difference [95% interval]'] = (
+            f'{Interval(**difference)} vs {intervals["reference"]}' if difference else '')
+        rows.append(row)
+    return rows

@@ -12,6 +12,7 @@ from apis import ModelAdapter, close_launcher, init_launcher, ptq, qat, sensitiv
 from apis.launcher import add_launcher_options
 from apis.tool import ToolArgumentParser, run_tool
 from apis.user_input import add_cfg_options
+from quantization.bootstrap import DEFAULT_ROUNDS
 from quantization.descriptor import AMAX_METHODS
 
 VERBS = {
@@ -54,6 +55,9 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--skip-layers', nargs='*', default=None,
                              help='layer patterns left in float (default: the recipe\'s list: '
                              f'{" ".join(adapter.default_skip_layers) or "none"})')
+            sub.add_argument('--bootstrap-rounds', type=int, default=DEFAULT_ROUNDS,
+                             help='draws of test frames for the 95%% intervals printed beside '
+                             'every figure (0: none)')
         if verb == 'sensitivity':
             sub.add_argument('--budget', type=float, default=0.3,
                              help=f'{adapter.metric_key} points the skip list may lose')
@@ -70,6 +74,8 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
                              help='continue from the last complete checkpoint in --output')
             sub.add_argument('--amp', action='store_true',
                              help='mixed precision (fake quantization stays float32)')
+            sub.add_argument('--seed', type=int, default=None,
+                             help='training seed (default: the config\'s randomness.seed)')
     return parser
 
 
@@ -85,7 +91,8 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
     say = print if is_main_process() else (lambda *_: None)
     if args.verb == 'ptq':
         result = ptq(args.config, args.checkpoint, adapter, args.output, args.method,
-                     args.calib_batches, args.skip_layers, **_common(args))
+                     args.calib_batches, args.skip_layers, bootstrap_rounds=args.bootstrap_rounds,
+                     **_common(args))
         for path in result.checkpoints.values():
             say(f'saved {path}')
         say(result.table())
@@ -104,7 +111,8 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
     else:
         result = qat(args.config, args.checkpoint, adapter, args.output, args.epochs, args.lr,
                      args.resume, args.calib_batches, args.method, args.skip_layers,
-                     amp=args.amp, **_common(args))
+                     amp=args.amp, seed=args.seed, bootstrap_rounds=args.bootstrap_rounds,
+                     **_common(args))
         say(result.table())
         say(f'checkpoints in {args.output} (resume with --resume)')
     close_launcher()

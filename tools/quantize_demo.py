@@ -29,7 +29,10 @@ from apis.user_input import check_positive  # noqa: E402
 from deployment import OnnxRuntimeModel  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
 from projects.Demo.adapter import DEMONET  # noqa: E402
+from projects.Demo.metric import ShapeAccuracy  # noqa: E402
 from quantization import load_model_checkpoint  # noqa: E402
+from quantization.bootstrap import BootstrapResult, bootstrap  # noqa: E402
+from quantization.evaluation import FrameResults  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 from quantization.markdown import markdown_table as table_of  # noqa: E402
 from tools.demo_utils import step, train  # noqa: E402
@@ -55,11 +58,15 @@ def checkpoint_logits(cfg: Config, checkpoint: str, loader) -> torch.Tensor:
     return logits_of(model.eval(), loader)
 
 
-def row(name: str, accuracy: float, logits: torch.Tensor, float_logits: torch.Tensor,
-        note: str = '') -> dict:
+def row(name: str, intervals: BootstrapResult, source: str, logits: torch.Tensor,
+        float_logits: torch.Tensor, note: str = '') -> dict:
+    """A table row: accuracy with its interval and its paired difference from the reference of
+    ``intervals`` (the row ``source`` there), agreement and logit error against float."""
+    difference = intervals.difference.get(source, {}).get(METRIC)
     return {
         'model': name,
-        'accuracy': accuracy,
+        'accuracy': str(intervals.metric[source][METRIC]),
+        'difference': f'{difference} vs {intervals.reference}' if difference else '',
         'agreement': 100.0 * (logits.argmax(1) == float_logits.argmax(1)).float().mean().item(),
         'logit_error': (logits - float_logits).abs().mean().item(),
         'note': note,
@@ -67,10 +74,15 @@ def row(name: str, accuracy: float, logits: torch.Tensor, float_logits: torch.Te
 
 
 def markdown_table(rows: list) -> str:
-    return table_of(('model', 'val accuracy (%)', 'top-1 agreement with float (%)',
-                     'mean abs logit error vs float', 'note'),
-                    [(r['model'], f"{r['accuracy']:.2f}", f"{r['agreement']:.2f}",
-                      f"{r['logit_error']:.4f}", r['note']) for r in rows], 'lrrrl')
+    return table_of(('model', 'val accuracy (%) [95% interval]', 'difference [95% interval]',
+                     'top-1 agreement with float (%)', 'mean abs logit error vs float', 'note'),
+                    [(r['model'], r['accuracy'], r['difference'], f"{r['agreement']:.2f}",
+                      f"{r['logit_error']:.4f}", r['note']) for r in rows], 'lrrrrl')
+
+
+def correctness(logits: torch.Tensor, labels: torch.Tensor) -> list:
+    """Per-image results as ShapeAccuracy keeps them, for the bootstrap."""
+    return [FrameResults(ShapeAccuracy(), (logits.argmax(1) == labels).tolist())]
 
 
 def parse_args(argv=None):
@@ -109,9 +121,9 @@ def demo(args):
     ptq = apis.ptq(CONFIG, float_ckpt, DEMONET, osp.join(args.work_dir, 'ptq.pth'), METHODS,
                    args.calib_batches)
     notes = {'max': 'running max'}
-    rows = [row('float (PyTorch)', ptq.rows[0][1][METRIC], float_logits, float_logits)]
-    for method, (_, metrics) in zip(METHODS, ptq.rows[1:]):
-        rows.append(row(f'PTQ {method}', metrics[METRIC],
+    rows = [row('float (PyTorch)', ptq.intervals, 'float', float_logits, float_logits)]
+    for method in METHODS:
+        rows.append(row(f'PTQ {method}', ptq.intervals, f'PTQ ({method})',
                         checkpoint_logits(cfg, ptq.checkpoints[method], val_loader), float_logits,
                         notes.get(method, f'histogram + {method}')))
 
@@ -127,7 +139,7 @@ def demo(args):
     if search.skip_layers:
         skip = apis.ptq(CONFIG, float_ckpt, DEMONET, osp.join(args.work_dir, 'ptq_skip.pth'),
                         ['mse'], args.calib_batches, skip_layers=search.skip_layers)
-        rows.append(row('PTQ mse + skip list', skip.rows[1][1][METRIC],
+        rows.append(row('PTQ mse + skip list', skip.intervals, 'PTQ (mse)',
                         checkpoint_logits(cfg, skip.checkpoints['mse'], val_loader), float_logits,
                         'float: ' + ', '.join(search.skip_layers)))
 
@@ -135,21 +147,25 @@ def demo(args):
     qat = apis.qat(CONFIG, float_ckpt, DEMONET, osp.join(args.work_dir, 'qat'), QAT_EPOCHS,
                    QAT_LR, calib_batches=QAT_CALIB_BATCHES, cfg_options=QUIET)
     qat_logits = checkpoint_logits(cfg, qat.checkpoint, val_loader)
-    rows.append(row('QAT (PyTorch fake-quant)', qat.metrics[METRIC], qat_logits, float_logits,
+    rows.append(row('QAT (PyTorch fake-quant)', qat.intervals, qat.name, qat_logits, float_logits,
                     f'{QAT_EPOCHS} epochs, lr 10x below float'))
 
     step('deploy: the QAT checkpoint to float and Q/DQ ONNX, verified in ONNX Runtime')
     deploy_dir = osp.join(args.work_dir, 'deploy')
     deployed = apis.deploy(DEPLOY_CONFIG, CONFIG, qat.checkpoint, deploy_dir)
+    onnx_logits = {}
     for target in ('tensorrt', 'onnxruntime'):
         session = OnnxRuntimeModel(deployed['artifacts'][f'int8_{target}.onnx']['path'])
-        onnx_logits = logits_of(lambda x: session.run({'inputs': x.numpy()})['logits'],
-                                val_loader)
-        onnx_accuracy = 100.0 * (onnx_logits.argmax(1) == labels).float().mean().item()
+        onnx_logits[target] = logits_of(lambda x: session.run({'inputs': x.numpy()})['logits'],
+                                        val_loader)
+    versus_qat = bootstrap({'PyTorch QAT': correctness(qat_logits, labels),
+                            **{t: correctness(v, labels) for t, v in onnx_logits.items()}},
+                           [METRIC], reference='PyTorch QAT')
+    for target, logits in onnx_logits.items():
         rows.append(
-            row(f'QAT, `{target}` Q/DQ ONNX in ONNX Runtime', onnx_accuracy, onnx_logits,
+            row(f'QAT, `{target}` Q/DQ ONNX in ONNX Runtime', versus_qat, target, logits,
                 float_logits,
-                f'max abs logit error vs PyTorch QAT {(onnx_logits - qat_logits).abs().max():.2e}'))
+                f'max abs logit error vs PyTorch QAT {(logits - qat_logits).abs().max():.2e}'))
 
     table = markdown_table(rows)
     write_text_files(

@@ -16,6 +16,7 @@
 """
 import json
 import os
+from dataclasses import asdict
 import os.path as osp
 import sys
 import time
@@ -23,18 +24,21 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
+from mmengine.registry import MODELS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import apis  # noqa: E402
 from projects.SceneSeg.data.synthetic_roads import STYLES, write_datasets  # noqa: E402
 from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
-from quantization import evaluate_model  # noqa: E402
+from quantization import load_model_checkpoint  # noqa: E402
+from quantization.bootstrap import bootstrap  # noqa: E402
+from quantization.evaluation import evaluate_frames  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from quantization.fileio import check_output_dir  # noqa: E402
 from apis.user_input import check_positive  # noqa: E402
 from quantization.markdown import markdown_table as table_of  # noqa: E402
-from tools.demo_utils import markdown_table, step, train, train_float  # noqa: E402
+from tools.demo_utils import interval_rows, markdown_table, step, train, train_float  # noqa: E402
 from tools.deploy import main as deploy_main  # noqa: E402
 from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
 
@@ -47,6 +51,7 @@ SHIPPED_CHECKPOINT = osp.join(ROOT, 'projects', 'SceneSeg', 'checkpoints',
 METHODS = ('max', 'percentile', 'mse', 'entropy')
 PER_DATASET = 200
 KEYS = ('class_average', 'overall', 'background', 'foreground', 'road')
+METRIC = SCENESEG.metric_key
 
 
 def ensure_data(cfg: Config):
@@ -56,10 +61,6 @@ def ensure_data(cfg: Config):
         return
     print(f'writing {PER_DATASET} scenes of each of {list(STYLES)} to {root}')
     write_datasets(root, {name: PER_DATASET for name in STYLES}, seed=0)
-
-
-def row(name: str, metrics: dict) -> dict:
-    return {'model': name, **{k: metrics[f'sceneseg/pooled/{k}'] for k in KEYS}}
 
 
 def parse_args(argv=None):
@@ -91,12 +92,17 @@ def demo(args):
     print(ptq_result.table())
     step(f'4/5 QAT with QATHook, {args.qat_epochs} epochs at lr {args.qat_lr:g}, and the same '
          'training without it (control)')
+    test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    float_model = MODELS.build(cfg.model)
+    load_model_checkpoint(float_model, checkpoint)
+    evaluations = {'float': evaluate_frames(float_model, test_loader, cfg.test_evaluator)[1]}
     schedule_metrics = {}
     for with_qat, name in ((True, 'qat'), (False, 'float_control')):
         runner = train(QAT_CONFIG, osp.join(args.work_dir, name), checkpoint, args.qat_epochs,
                        args.qat_lr, with_qat)
-        schedule_metrics[name] = evaluate_model(
-            runner.model, Runner.build_dataloader(cfg.test_dataloader, seed=0), cfg.test_evaluator)
+        schedule_metrics[name], evaluations[name] = evaluate_frames(
+            runner.model, test_loader, cfg.test_evaluator)
+    trained = asdict(bootstrap(evaluations, [f'sceneseg/pooled/{k}' for k in KEYS], 'float'))
     qat_dir = osp.join(args.work_dir, 'qat')
     qat_checkpoint = osp.join(qat_dir, f'epoch_{args.qat_epochs}.pth')
     step('5/5 export (float, Q/DQ for TensorRT and ONNX Runtime) and benchmark')
@@ -117,19 +123,22 @@ def demo(args):
     ]) != 0:
         return 2
 
-    rows = [row(name, metrics) for name, metrics in ptq_result.rows]
     schedule = f'{args.qat_epochs} epochs, lr {args.qat_lr:g}'
-    rows.append(row(f'QAT ({schedule}, QATHook as upstream)', schedule_metrics['qat']))
-    rows.append(
-        row(f'float, trained the same way without QATHook ({schedule}; control)',
-            schedule_metrics['float_control']))
+    rows = interval_rows(asdict(ptq_result.intervals), {n: n for n, _ in ptq_result.rows},
+                         KEYS, METRIC)
+    rows += interval_rows(trained, {
+        'qat': f'QAT ({schedule}, QATHook as upstream)',
+        'float_control': f'float, trained the same way without QATHook ({schedule}; control)'
+    }, KEYS, METRIC)
     float_average = rows[0]['class_average']
     for entry in rows:
         entry['pct_of_float'] = 100.0 * entry['class_average'] / float_average
     minutes = (time.time() - started) / 60
     text = '\n'.join([
         '# SceneSeg INT8 on the synthetic validation images (upstream mIoU, %, pooled)', '',
-        markdown_table(rows, KEYS), '',
+        markdown_table(rows, [k for k in rows[0] if k != 'model']), '',
+        f'95% bootstrap intervals over the {ptq_result.intervals.frames} validation images (1000 '
+        'draws); differences from float paired on the same images.', '',
         table_of(('model', 'class average, % of float'),
                  [(r['model'], f"{r['pct_of_float']:.2f}") for r in rows]), '',
         open(osp.join(bench_dir, 'benchmark.md')).read(), f'Total time: {minutes:.1f} min', ''
