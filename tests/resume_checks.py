@@ -15,16 +15,17 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def start(argv: List[str]) -> subprocess.Popen:
-    """``python argv...`` from the repository root, stdout and stderr merged, line by line."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
+def start(argv: List[str], env: Optional[dict] = None) -> subprocess.Popen:
+    """``python argv...`` from the repository root (``env`` added to the environment), stdout
+    and stderr merged, line by line."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
     return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def run(argv: List[str], timeout: float = 300) -> str:
+def run(argv: List[str], timeout: float = 300, env: Optional[dict] = None) -> str:
     """Run to completion; returns the output, failing the test on a non-zero exit."""
-    process = start(argv)
+    process = start(argv, env)
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output[-3000:]
     return output
