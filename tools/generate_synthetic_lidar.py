@@ -1,8 +1,12 @@
 """Write synthetic lidar scenes in mmdet3d's format (points .bin + v2 info .pkl).
 
     python tools/generate_synthetic_lidar.py [--root work_dirs/data/synthetic_lidar]
-                                             [--train 400] [--val 50] [--seed 0]
-                                             [--extent 24]
+                                             [--train 400] [--val 50] [--test 0] [--seed 0]
+                                             [--extent 24] [--only test]
+
+``--test N`` adds a split of N more scenes (``infos_test.pkl``), numbered after train and val,
+for evaluations that need more frames than the demo's validation set; ``--only test`` writes
+just that split (train and val keep their scenes).
 """
 import os.path as osp
 import sys
@@ -19,6 +23,9 @@ def main(argv=None) -> int:
     parser.add_argument('--root', default='work_dirs/data/synthetic_lidar')
     parser.add_argument('--train', type=int, default=400)
     parser.add_argument('--val', type=int, default=50)
+    parser.add_argument('--test', type=int, default=0, help='scenes of an extra test split')
+    parser.add_argument('--only', nargs='+', choices=['train', 'val', 'test'], default=None,
+                        help='write only these splits')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--extent', type=float, default=SceneConfig.extent, help='objects within |x|, |y| < m')
@@ -30,10 +37,11 @@ def main(argv=None) -> int:
 
     def generate():
         check_output_dir(args.root, '--root')
-        for split, path in write_dataset(args.root, {
-                'train': args.train,
-                'val': args.val
-        }, args.seed, SceneConfig(extent=args.extent)).items():
+        splits = {'train': args.train, 'val': args.val}
+        if args.test:
+            splits['test'] = args.test
+        for split, path in write_dataset(args.root, splits, args.seed,
+                                         SceneConfig(extent=args.extent), args.only).items():
             print(f'{split}: {path}')
 
     return run_tool(generate)

@@ -115,3 +115,19 @@ def test_map_against_hand_computed_values():
     half.add_boxes('s1', [])
     result = detection_map(gt, half, ['car'])
     assert result["AP_car"] == pytest.approx(100.0 * (0 + 0 + 40 / 90 + 40 / 90) / 4, abs=1e-6)
+
+
+def test_a_split_written_alone_has_the_scenes_it_has_among_all(tmp_path):
+    splits = {'train': 2, 'val': 1, 'test': 2}
+    everything = write_dataset(str(tmp_path / 'all'), splits, seed=3, config=SMALL)
+    alone = write_dataset(str(tmp_path / 'alone'), splits, seed=3, config=SMALL, only=['test'])
+    assert set(everything) == {'train', 'val', 'test'} and set(alone) == {'test'}
+    assert not osp.exists(tmp_path / 'alone' / 'infos_train.pkl')
+    infos = [pickle.load(open(path, 'rb'))['data_list'] for path in (everything['test'],
+                                                                     alone['test'])]
+    names = [info['lidar_points']['lidar_path'] for info in infos[0]]
+    assert names == [info['lidar_points']['lidar_path'] for info in infos[1]]
+    assert names == ['000003.bin', '000004.bin']  # numbered after train and val
+    for name in names:
+        assert (tmp_path / 'all' / 'points' / name).read_bytes() == (
+            tmp_path / 'alone' / 'points' / name).read_bytes()

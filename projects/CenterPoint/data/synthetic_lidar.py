@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import pickle
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -196,19 +196,25 @@ def scene_info(index: int, lidar_path: str, scene: Dict) -> dict:
 def write_dataset(root: str,
                   splits: Dict[str, int],
                   seed: int = 0,
-                  config: SceneConfig = SceneConfig()) -> Dict[str, str]:
+                  config: SceneConfig = SceneConfig(),
+                  only: Optional[Sequence[str]] = None) -> Dict[str, str]:
     """Write ``root/points/NNNNNN.bin`` and ``root/infos_<split>.pkl`` for each split.
 
     Args:
         splits (dict): ``{split name: number of scenes}``, e.g. ``{'train': 200, 'val': 50}``;
             scenes are numbered across splits, so splits never share a scene.
+        only (sequence of str, optional): Write only these splits (the others keep their
+            numbers, so a split added later never changes the scenes of the earlier ones).
 
     Returns:
-        dict: ``{split: info file path}``.
+        dict: ``{split: info file path}`` of the splits written.
     """
     os.makedirs(osp.join(root, 'points'), exist_ok=True)
     info_files, index = {}, 0
     for split, count in splits.items():
+        if only is not None and split not in only:
+            index += count
+            continue
         data_list = []
         for _ in range(count):
             scene = generate_scene(np.random.default_rng([seed, index]), config)
