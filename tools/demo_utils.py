@@ -19,10 +19,14 @@ def train(config: str,
           epochs: Optional[int] = None,
           lr: Optional[float] = None,
           with_qat: bool = True,
-          log_level: Optional[str] = None) -> Runner:
+          log_level: Optional[str] = None,
+          seed: Optional[int] = None) -> Runner:
     """Train ``config`` in ``work_dir``; ``epochs`` also sets the validation interval, ``lr`` the
-    optimizer's learning rate, ``with_qat=False`` drops its QATHook (a float control run)."""
+    optimizer's learning rate, ``with_qat=False`` drops its QATHook (a float control run),
+    ``seed`` replaces ``randomness.seed``."""
     cfg = Config.fromfile(config)
+    if seed is not None:
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
     cfg.work_dir = work_dir
     cfg.load_from = load_from
     if epochs is not None:
