@@ -1,0 +1,115 @@
+"""SceneSeg's headline table with error bars, on an evaluation set sized for the goals.
+
+On the shipped small SceneSeg: float, PTQ with every amax method (one calibration pass), and, for
+several training seeds, QAT with the upstream QATHook settings as the demo runs it (6 epochs at
+a constant 3e-4) and the same training without the hook (the control), all scored on the same
+images: the demo's 60 validation images, or ``--test-per-style N`` images of each style
+generated once (seed 1, never seen in training) into ``work_dirs/data/synthetic_roads_test/``.
+Every figure has its 95 % bootstrap interval and every difference is paired on the same images;
+the table gives each difference's standard error, the images its goal would need (standard error
+a third of the goal) and whether the goal is met, missed or undecided within the interval.
+
+    python benchmarks/measure_sceneseg.py [--test-per-style 300] [--seeds 0 1 2]
+"""
+import os
+import os.path as osp
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import MODELS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import apis  # noqa: E402
+from benchmarks import headline  # noqa: E402
+from benchmarks.headline import goal_row  # noqa: E402
+from projects.SceneSeg.data.synthetic_roads import STYLES, write_datasets  # noqa: E402
+from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
+from quantization import load_model_checkpoint  # noqa: E402
+from quantization.bootstrap import bootstrap  # noqa: E402
+from quantization.evaluation import evaluate_frames  # noqa: E402
+from tools.demo_utils import train  # noqa: E402
+from tools.sceneseg_demo import (CONFIG, METHODS, QAT_CONFIG, SHIPPED_CHECKPOINT,  # noqa: E402
+                                 ensure_data)
+
+KEY = SCENESEG.metric_key
+TEST_ROOT = 'work_dirs/data/synthetic_roads_test'
+#: the goals, in class-average points: PTQ >= 99.5 % of float, QAT >= 99.8 % (of about 91)
+PTQ_SHARE, QAT_SHARE = 0.995, 0.998
+
+
+def ensure_test_images(per_style: int) -> None:
+    folders = [osp.join(TEST_ROOT, name, 'images') for name in STYLES]
+    if all(osp.isdir(folder) and len(os.listdir(folder)) == per_style for folder in folders):
+        print(f'using the {per_style} test images per style in {TEST_ROOT}')
+        return
+    print(f'writing {per_style} test images of each of {list(STYLES)} to {TEST_ROOT}', flush=True)
+    write_datasets(TEST_ROOT, {name: per_style for name in STYLES}, seed=1)
+
+
+def main(argv=None) -> int:
+    parser = headline.parser(__doc__, 6, 3e-4, 'work_dirs/measure_sceneseg')
+    parser.add_argument('--test-per-style', type=int, default=0,
+                        help='score on N generated images per style (0: the 60 val images)')
+    args = parser.parse_args(argv)
+    started = time.time()
+    cfg = Config.fromfile(CONFIG)
+    ensure_data(cfg)
+    if args.test_per_style:
+        ensure_test_images(args.test_per_style)
+        cfg.test_dataloader.dataset.data_root = TEST_ROOT
+        cfg.test_dataloader.dataset.split = 'all'
+    print('==> float and PTQ', flush=True)
+    ptq = apis.ptq(cfg, SHIPPED_CHECKPOINT, SCENESEG, osp.join(args.work_dir, 'ptq.pth'),
+                   METHODS, 16, cfg_options={'log_level': 'WARNING'})
+    frames = ptq.intervals.frames
+    metric, difference = ptq.intervals.metric, ptq.intervals.difference
+    float_value = metric['float'][KEY].value
+    ptq_goal = ((PTQ_SHARE - 1) * float_value, None)
+    rows = [goal_row('float', metric['float'][KEY], None)]
+    for method in METHODS:
+        name = f'PTQ ({method})'
+        rows.append(goal_row(name, metric[name][KEY], difference[name][KEY], 'float', ptq_goal,
+                             frames))
+
+    loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    float_model = MODELS.build(cfg.model)
+    load_model_checkpoint(float_model, SHIPPED_CHECKPOINT)
+    evaluations = {'float': evaluate_frames(float_model, loader, cfg.test_evaluator)[1]}
+    trained = {'qat': [], 'control': []}
+    for seed in args.seeds:
+        for kind, with_qat in (('qat', True), ('control', False)):
+            print(f'==> {kind}, seed {seed}', flush=True)
+            runner = train(QAT_CONFIG, osp.join(args.work_dir, f'{kind}_seed{seed}'),
+                           SHIPPED_CHECKPOINT, args.epochs, args.lr, with_qat, 'WARNING', seed)
+            metrics, evaluations[f'{kind} seed {seed}'] = evaluate_frames(
+                runner.model, loader, cfg.test_evaluator)
+            trained[kind].append(metrics[KEY])
+    intervals = bootstrap(evaluations, [KEY], reference='float')
+    qat_goal = ((QAT_SHARE - 1) * float_value, None)
+    for name in evaluations:
+        if name != 'float':
+            kind = name.split()[0]
+            rows.append(goal_row(
+                f'{"QAT" if kind == "qat" else "control (no QATHook)"}, {args.epochs} epochs, lr '
+                f'{args.lr:g}, {name.split(" ", 1)[1]}', intervals.metric[name][KEY],
+                intervals.difference[name][KEY], 'float', qat_goal if kind == 'qat' else
+                (None, None), frames))
+    minutes = (time.time() - started) / 60
+    text = headline.write_results(
+        args.work_dir, f'SceneSeg INT8 on {frames} synthetic images (class-average mIoU, %, '
+        'pooled)', rows,
+        [*[headline.spread(f'{kind} class average', values) for kind, values in trained.items()],
+         '', f'Goals: PTQ at least {PTQ_SHARE:.1%} and QAT at least {QAT_SHARE:.1%} of float. '
+         f'95% bootstrap intervals ({intervals.rounds} draws), differences paired on the same '
+         f'images; {minutes:.0f} min.'],
+        {'frames': frames, 'class_average': trained, 'seeds': args.seeds, 'minutes': minutes})
+    print('\n' + text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
