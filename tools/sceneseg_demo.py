@@ -136,7 +136,8 @@ def demo(args):
     minutes = (time.time() - started) / 60
     text = '\n'.join([
         '# SceneSeg INT8 on the synthetic validation images (upstream mIoU, %, pooled)', '',
-        markdown_table(rows, [k for k in rows[0] if k != 'model']), '',
+        markdown_table(rows, [*KEYS[1:], 'class_average [95% interval]',
+                              'difference [95% interval]']), '',
         f'95% bootstrap intervals over the {ptq_result.intervals.frames} validation images (1000 '
         'draws); differences from float paired on the same images.', '',
         table_of(('model', 'class average, % of float'),
