@@ -8,14 +8,16 @@ process, whatever the batch composition does to floating point.
 import os.path as osp
 from dataclasses import dataclass
 from itertools import islice
-from typing import Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.evaluator import Evaluator
 
-from quantization import (evaluate_model, greedy_skip_search, layer_sensitivity,
-                          plot_sensitivity, save_sensitivity_csv)
+from quantization import (greedy_skip_search, layer_sensitivity, plot_sensitivity,
+                          save_sensitivity_csv)
+from quantization.bootstrap import DEFAULT_ROUNDS, BootstrapResult, Interval, bootstrap
+from quantization.evaluation import FrameResults, evaluate_frames
 from quantization.fileio import check_output_file
 from quantization.markdown import markdown_table
 from quantization.sensitivity import SensitivityReport, SkipSearchResult
@@ -24,13 +26,30 @@ from .adapter import ModelAdapter
 from .launcher import init_launcher
 from .inputs import load_inputs
 from .ptq import calibrate, check_methods
-from .user_input import check_positive
+from .user_input import check_non_negative, check_positive
+
+#: Layers whose loss and gain get bootstrap intervals (the ones the table shows).
+INTERVAL_LAYERS = 10
+
+
+class FrameScore(float):
+    """A metric value that keeps the per-frame results it was computed from, so the report's
+    figures can get bootstrap intervals; arithmetic on it gives plain floats."""
+
+    def __new__(cls, value: float, frames: Optional[List[FrameResults]] = None):
+        score = super().__new__(cls, value)
+        score.frames = frames
+        return score
+
+    def __getnewargs__(self):
+        return float(self), self.frames
 
 
 @dataclass
 class SensitivityResult:
     """The report, the skip search, the files written and ``frames``: the test samples each
-    figure was measured on."""
+    figure was measured on; ``headline``: float and all-INT8 with bootstrap intervals (INT8
+    minus float paired); ``intervals``: per shown layer, the loss and the gain with theirs."""
     report: SensitivityReport
     search: SkipSearchResult
     csv: str
@@ -39,13 +58,38 @@ class SensitivityResult:
     calib_batches: int
     budget: float
     metric_key: str
+    headline: Optional[BootstrapResult] = None
+    intervals: Optional[Dict[str, Tuple[Interval, Interval]]] = None
 
-    def table(self, top: int = 10) -> str:
+    def table(self, top: int = INTERVAL_LAYERS) -> str:
+        intervals = self.intervals or {}
+
+        def figure(value: float, layer: str, which: int) -> str:
+            return str(intervals[layer][which]) if layer in intervals else f'{value:.2f}'
+
         return markdown_table(
-            ('rank', 'layer', 'only this layer INT8', 'loss', 'all but this layer', 'gain'),
-            [(rank, row.layer, f'{row.only_quantized:.2f}', f'{row.delta_only:.2f}',
-              f'{row.all_but:.2f}', f'{row.gain_all_but:.2f}')
+            ('rank', 'layer', 'only this layer INT8', 'loss [95%]', 'all but this layer',
+             'gain [95%]'),
+            [(rank, row.layer, f'{row.only_quantized:.2f}', figure(row.delta_only, row.layer, 0),
+              f'{row.all_but:.2f}', figure(row.gain_all_but, row.layer, 1))
              for rank, row in enumerate(self.report.top(top), 1)], 'rlrrrr')
+
+
+def _intervals(report: SensitivityReport, key: str,
+               rounds: int) -> Tuple[BootstrapResult, Dict[str, Tuple[Interval, Interval]]]:
+    """Float and all-INT8 with intervals, and per shown layer the loss (float minus only this
+    layer INT8) and the gain (all but this layer INT8 minus all INT8), each paired on the same
+    draws of frames (one seed, so every call draws the same frames)."""
+    base = {'float': report.float_metric.frames, 'int8': report.quant_metric.frames}
+    headline = bootstrap(base, [key], 'float', rounds)
+    intervals = {}
+    for row in report.top(INTERVAL_LAYERS):
+        loss = bootstrap({'float': base['float'], 'only': row.only_quantized.frames}, [key],
+                         'float', rounds).difference['only'][key]
+        gain = bootstrap({'int8': base['int8'], 'all_but': row.all_but.frames}, [key], 'int8',
+                         rounds).difference['all_but'][key]
+        intervals[row.layer] = (-loss, gain)
+    return headline, intervals
 
 
 def png_path(output: str) -> str:
@@ -64,13 +108,17 @@ def sensitivity(config: Union[str, Config],
                 calib_split: str = 'train',
                 cfg_options: Optional[dict] = None,
                 device: Optional[str] = None,
-                launcher: str = 'none') -> SensitivityResult:
+                launcher: str = 'none',
+                bootstrap_rounds: int = DEFAULT_ROUNDS) -> SensitivityResult:
     """Every quantizable layer alone and left out (``2 * layers + 2`` evaluations on the first
     ``eval_batches`` test batches, default all), then the shortest skip list within ``budget``
-    metric points of float. Writes ``output`` (CSV) and its PNG on rank 0."""
+    metric points of float. Writes ``output`` (CSV) and its PNG on rank 0. Float, all-INT8 and
+    the loss and gain of the first ``INTERVAL_LAYERS`` layers get bootstrap intervals
+    (``bootstrap_rounds`` draws, 0: none; on rank 0)."""
     method = check_methods([method or adapter.default_method])[0]
     check_positive({'calib_batches': calib_batches, 'eval_batches': eval_batches},
                    'calib_batches', 'eval_batches')
+    check_non_negative({'bootstrap_rounds': bootstrap_rounds}, 'bootstrap_rounds')
     check_output_file(output, '--output')
     check_output_file(png_path(output), '--output')
     init_launcher(launcher)
@@ -82,11 +130,11 @@ def sensitivity(config: Union[str, Config],
     frames = (sum(len(batch['data_samples']) for batch in batches)
               if eval_batches else len(loader.dataset))
 
-    def metric(candidate) -> float:
+    def metric(candidate) -> FrameScore:
         evaluator = Evaluator(inputs.cfg.test_evaluator)
         evaluator.dataset_meta = loader.dataset.metainfo
-        return evaluate_model(candidate, batches, evaluator, frames,
-                              gather=False)[adapter.metric_key]
+        metrics, per_frame = evaluate_frames(candidate, batches, evaluator, frames, gather=False)
+        return FrameScore(metrics[adapter.metric_key], per_frame)
 
     names = None
     if layers:
@@ -96,6 +144,9 @@ def sensitivity(config: Union[str, Config],
                                 report.float_metric)
     result = SensitivityResult(report, search, output, png_path(output), frames, seen, budget,
                                adapter.metric_key)
+    if is_main_process() and bootstrap_rounds and frames > 1:
+        result.headline, result.intervals = _intervals(report, adapter.metric_key,
+                                                       bootstrap_rounds)
     if is_main_process():
         save_sensitivity_csv(report, output)
         plot_sensitivity(report, result.png, f'{adapter.metric_key} ({frames} frames)')

@@ -31,6 +31,9 @@ class Interval:
     def __str__(self) -> str:
         return f'{self.value:.2f} [{self.low:.2f}, {self.high:.2f}]'
 
+    def __neg__(self) -> 'Interval':
+        return Interval(-self.value, -self.high, -self.low, self.stderr)
+
     def judge(self, low: Optional[float] = None, high: Optional[float] = None) -> str:
         """'met' when the whole interval lies inside ``[low, high]`` (None: unbounded),
         'missed' when it lies wholly outside, 'undecided' otherwise."""

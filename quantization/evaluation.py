@@ -66,21 +66,27 @@ def evaluate_frames(model: nn.Module,
                     dataloader: Iterable,
                     evaluator: Union[Evaluator, dict, list],
                     num_samples: Optional[int] = None,
-                    progress: bool = False) -> Tuple[dict, List[FrameResults]]:
-    """:func:`evaluate_model` (every rank's results merged) that also returns each metric's
-    per-frame results, for :func:`quantization.bootstrap.bootstrap`."""
+                    progress: bool = False,
+                    gather: bool = True) -> Tuple[dict, List[FrameResults]]:
+    """:func:`evaluate_model` that also returns each metric's per-frame results, for
+    :func:`quantization.bootstrap.bootstrap` (``gather=False``: this rank's, no collective
+    call)."""
     evaluator = _as_evaluator(evaluator, dataloader)
     _process(model, dataloader, evaluator, progress)
     size = num_samples if num_samples is not None else len(dataloader.dataset)
-    frames = frame_results(evaluator, size)
-    return evaluator.evaluate(size), frames
+    distributed = dist.is_available() and dist.is_initialized()
+    frames = frame_results(evaluator, size, gather or not distributed)
+    if gather or not distributed:
+        return evaluator.evaluate(size), frames
+    return _evaluate_locally(evaluator, size), frames
 
 
-def frame_results(evaluator: Evaluator, size: int) -> List[FrameResults]:
-    """Every metric's per-frame results so far (every rank's, first ``size``), before
-    ``evaluator.evaluate(size)`` consumes them."""
+def frame_results(evaluator: Evaluator, size: int, gather: bool = True) -> List[FrameResults]:
+    """Every metric's per-frame results so far (every rank's with ``gather``, else this
+    rank's; first ``size``), before ``evaluator.evaluate(size)`` consumes them."""
     return [
-        FrameResults(metric, collect_results(list(metric.results), size, 'cpu'))
+        FrameResults(metric, collect_results(list(metric.results), size, 'cpu')
+                     if gather else list(metric.results[:size]))
         for metric in evaluator.metrics
     ]
 

@@ -31,6 +31,19 @@ def test_ptq_sensitivity_and_qat_return_what_they_write(tiny, tmp_path):
         rows = list(csv.DictReader(f))
     assert [r['layer'] for r in rows] == [r.layer for r in sens.report.layers]
     assert sens.frames == 2 and osp.isfile(sens.png)  # one validation batch of 2 scenes
+    # the figures the CLI prints come with intervals around the values the report holds
+    key, report = CENTERPOINT.metric_key, sens.report
+    assert sens.headline.metric['float'][key].value == pytest.approx(report.float_metric)
+    assert sens.headline.difference['int8'][key].value == pytest.approx(
+        report.quant_metric - report.float_metric)
+    for row in report.top(10):
+        loss, gain = sens.intervals[row.layer]
+        assert loss.value == pytest.approx(row.delta_only)
+        assert gain.value == pytest.approx(row.gain_all_but)
+        assert loss.low <= loss.high and gain.low <= gain.high
+    assert '[' in sens.table()  # intervals printed beside loss and gain
+    assert ptq.intervals.metric['PTQ (mse)'][key].value == pytest.approx(
+        dict(ptq.rows)['PTQ (mse)'][key])
 
     qat = apis.qat(cfg, tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'qat'), epochs=1,
                    calib_batches=1, lr=1e-4)

@@ -55,9 +55,9 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--skip-layers', nargs='*', default=None,
                              help='layer patterns left in float (default: the recipe\'s list: '
                              f'{" ".join(adapter.default_skip_layers) or "none"})')
-            sub.add_argument('--bootstrap-rounds', type=int, default=DEFAULT_ROUNDS,
-                             help='draws of test frames for the 95%% intervals printed beside '
-                             'every figure (0: none)')
+        sub.add_argument('--bootstrap-rounds', type=int, default=DEFAULT_ROUNDS,
+                         help='draws of test frames for the 95%% intervals printed beside the '
+                         'figures (0: none)')
         if verb == 'sensitivity':
             sub.add_argument('--budget', type=float, default=0.3,
                              help=f'{adapter.metric_key} points the skip list may lose')
@@ -99,11 +99,18 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
     elif args.verb == 'sensitivity':
         result = sensitivity(args.config, args.checkpoint, adapter, args.output,
                              args.calib_batches, args.method, args.budget, args.layers,
-                             args.eval_batches, **_common(args))
-        report, search = result.report, result.search
-        say(f'float {report.float_metric:.2f}, all INT8 {report.quant_metric:.2f} '
-            f'({adapter.metric_key}; every figure over {result.frames} test frames, '
-            f'calibration {result.calib_batches} batches)\n')
+                             args.eval_batches, bootstrap_rounds=args.bootstrap_rounds,
+                             **_common(args))
+        report, search, key = result.report, result.search, adapter.metric_key
+        if result.headline is not None:
+            figures = (f'float {result.headline.metric["float"][key]}, all INT8 '
+                       f'{result.headline.metric["int8"][key]}, all INT8 minus float '
+                       f'{result.headline.difference["int8"][key]} (95% bootstrap intervals, '
+                       'paired)')
+        else:
+            figures = f'float {report.float_metric:.2f}, all INT8 {report.quant_metric:.2f}'
+        say(f'{figures}; {key}, every figure over {result.frames} test frames, calibration '
+            f'{result.calib_batches} batches\n')
         say(result.table())
         say(f'\nsuggested skip list for a budget of {args.budget} points: '
             f'{search.skip_layers or "none"} ({adapter.metric_key} {search.metric:.2f})')
