@@ -22,6 +22,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from torch import nn
+from tqdm import tqdm
 
 from quantization import (build_recipe, load_model_checkpoint, quantize_and_calibrate,
                           save_quantized_checkpoint)
@@ -159,7 +160,7 @@ class DeployPipeline:
         return path
 
     def verify(self, model: nn.Module, graphs: Dict[str, GraphSpec], onnx_paths: Dict[str, str],
-               batches: List[tuple]) -> dict:
+               batches: List[tuple], target: str) -> dict:
         """ONNX Runtime vs PyTorch fake-quant and float, graph by graph, on the same inputs; the
         task metric of each when ``verification.metric`` is set, for ONNX Runtime twice: with
         its INT8 kernels (``onnxruntime``) and with the graph run as written
@@ -186,12 +187,15 @@ class DeployPipeline:
                 sessions[graph], [inputs[graph] for inputs, _ in batches], {
                     'pytorch_fake_quant': torch_runner(graph, True),
                     'pytorch_float': torch_runner(graph, False)
-                })
+                }, progress=f'verify {target}{" " + graph if graph else ""}')
             for reference, outputs in per_graph.items():
                 verification.setdefault(reference, {}).update(outputs)
-            prefix = f'{graph}: ' if graph else ''
-            lint += [f'{prefix}{issue}' for issue in lint_for_tensorrt(onnx_paths[graph])]
-        result = {'verification': verification, 'lint': lint}
+            if target == 'tensorrt':  # the other placements are not meant for TensorRT
+                prefix = f'{graph}: ' if graph else ''
+                lint += [f'{prefix}{issue}' for issue in lint_for_tensorrt(onnx_paths[graph])]
+        result = {'verification': verification}
+        if target == 'tensorrt':
+            result['lint'] = lint
         if self.deploy_cfg.verification.get('metric'):
             result.update(self._metrics(model, batches, sessions, onnx_paths, torch_runner))
         return result
@@ -225,7 +229,7 @@ class DeployPipeline:
         evaluator = Evaluator(self.model_cfg.val_evaluator)
         evaluator.dataset_meta = self.dataset_meta
         count = 0
-        for inputs, data_batch in batches:
+        for inputs, data_batch in tqdm(batches, desc=f'metric {name}', leave=False):
             samples = self.exporter.predict(model, data_batch, inputs, runners)
             evaluator.process(data_samples=samples, data_batch=data_batch)
             count += len(samples)
@@ -332,7 +336,7 @@ class DeployPipeline:
         for target in self.deploy_cfg.targets:
             logger.info('[4/5] target %s: Q/DQ ONNX, clean-up, lint, verification', target)
             paths = {g: self.target_onnx(raw_paths[g], target, g) for g in graphs}
-            self.report['targets'][target] = self.verify(model, graphs, paths, batches)
+            self.report['targets'][target] = self.verify(model, graphs, paths, batches, target)
         float_size = sum(file_size(p) for p in float_paths.values())
         self.report['int8_size_ratio'] = {
             target:

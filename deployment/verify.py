@@ -4,6 +4,7 @@ import os
 from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
+from tqdm import tqdm
 
 from quantization.fileio import write_text_atomic
 from quantization.markdown import markdown_table
@@ -37,7 +38,8 @@ def _merge(stats: List[dict]) -> dict:
 
 
 def verify_outputs(onnx_run: Callable[[Outputs], Outputs], batches: Iterable[Outputs],
-                   references: Dict[str, Callable[[Outputs], Outputs]]) -> Dict[str, dict]:
+                   references: Dict[str, Callable[[Outputs], Outputs]],
+                   progress: Optional[str] = None) -> Dict[str, dict]:
     """Run every batch through ONNX Runtime and each reference; per reference and output name,
     the worst max error, the mean of mean errors and the lowest cosine over the batches.
 
@@ -45,10 +47,11 @@ def verify_outputs(onnx_run: Callable[[Outputs], Outputs], batches: Iterable[Out
         onnx_run: inputs by name -> outputs by name (ONNX Runtime).
         batches: inputs by name, as numpy arrays.
         references: e.g. ``{'pytorch_fake_quant': fn, 'pytorch_float': fn}``, same signature.
+        progress: Label of a progress bar over the batches (None: no bar).
     """
     per_reference: Dict[str, Dict[str, list]] = {name: {} for name in references}
     seen = 0
-    for inputs in batches:
+    for inputs in tqdm(batches, desc=progress, disable=progress is None, leave=False):
         onnx_outputs = onnx_run(inputs)
         for ref_name, reference in references.items():
             ref_outputs = reference(inputs)

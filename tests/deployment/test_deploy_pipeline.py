@@ -86,6 +86,7 @@ def test_verification_against_pytorch(deployed):
         assert abs(metrics['onnxruntime_unfused'] -
                    metrics['pytorch_fake_quant']) <= 100 / 32 + 1e-6
     assert report['targets']['tensorrt']['lint'] == []
+    assert 'lint' not in report['targets']['onnxruntime']  # not a TensorRT graph
     assert 'trtexec --onnx=' in report['tensorrt_engine']['trtexec']
 
 
