@@ -333,10 +333,16 @@ class DeployPipeline:
         model = self.quantize(model)
         graphs = self.exporter.graphs(model)
         raw_paths = self.export(graphs, example, 'qdq_raw')
+        target_paths = {}
         for target in self.deploy_cfg.targets:
             logger.info('[4/5] target %s: Q/DQ ONNX, clean-up, lint, verification', target)
-            paths = {g: self.target_onnx(raw_paths[g], target, g) for g in graphs}
+            paths = target_paths[target] = {
+                g: self.target_onnx(raw_paths[g], target, g) for g in graphs}
             self.report['targets'][target] = self.verify(model, graphs, paths, batches, target)
+        package = getattr(self.exporter, 'package', None)
+        written = package(model, self.work_dir, target_paths) if package else None
+        if written:  # the files a runtime of the model family reads (e.g. Autoware's node)
+            self.report['package'] = written
         float_size = sum(file_size(p) for p in float_paths.values())
         self.report['int8_size_ratio'] = {
             target:

@@ -89,6 +89,12 @@ def markdown_report(report: dict) -> str:
         if 'lint' in result:
             lines += ['', f"TensorRT lint: {len(result['lint'])} issue(s)"]
             lines += [f'- {issue}' for issue in result['lint']]
+    package = report.get('package')
+    if package:
+        lines += ['', '## Package', '']
+        lines += [f'- `{name}`: {path}' for name, path in package['files'].items()]
+        if package.get('warning'):
+            lines += ['', f"Warning: {package['warning']}"]
     engine = report.get('tensorrt_engine')
     if engine:
         lines += [

@@ -7,7 +7,10 @@ custom_imports = dict(
     imports=['quantization', 'deployment', 'projects.CenterPoint.deploy'],
     allow_failed_imports=False)
 
-exporter = dict(type='CenterPointSplitExporter')
+# autoware_package: also write work_dir/autoware/ with the tensorrt-placement graphs under the
+# file and tensor names Autoware's autoware_lidar_centerpoint node reads, and its
+# centerpoint_ml_package.param.yaml (projects/CenterPoint/deploy/autoware.py).
+exporter = dict(type='CenterPointSplitExporter', autoware_package=True)
 # The graph input shapes (decorated pillars: points per pillar x point features after
 # decoration; BEV canvas: PFN channels x height x width) and the TensorRT profiles (1 to the
 # test-time pillar limit, batch 1 to tensorrt.max_batch_size) come from the model config. Set

@@ -5,8 +5,11 @@ import os
 import os.path as osp
 from collections import Counter
 
+import numpy as np
 import onnx
+from mmengine.config import Config
 
+from deployment import OnnxRuntimeModel
 from projects.CenterPoint.deploy.split import HEAD_OUTPUTS
 from tools.deploy import main as deploy_main
 
@@ -55,3 +58,46 @@ def test_split_deploy_from_config(tiny, tmp_path):
     assert len(lint) == 6 and all('runs in float' in issue for issue in lint)
     assert all(issue.startswith('pts_backbone_neck_head: ') for issue in lint)
     assert report['tensorrt_engine']['trtexec'].count('trtexec --onnx=') == 2
+
+    autoware_package(tiny, work_dir, report)
+
+
+def autoware_package(tiny, work_dir, report):
+    """The files Autoware's node reads: names, tensor order, parameters from the model config,
+    and the renamed graph computing what the deployed one computes."""
+    folder = osp.join(work_dir, 'autoware')
+    assert sorted(os.listdir(folder)) == [
+        'centerpoint_ml_package.param.yaml', 'pts_backbone_neck_head_centerpoint.onnx',
+        'pts_voxel_encoder_centerpoint.onnx']
+    encoder = onnx.load(osp.join(folder, 'pts_voxel_encoder_centerpoint.onnx')).graph
+    head = onnx.load(osp.join(folder, 'pts_backbone_neck_head_centerpoint.onnx')).graph
+    assert [v.name for v in encoder.input] == ['input_features']
+    assert [v.name for v in encoder.output] == ['pillar_features']
+    assert [v.name for v in head.input] == ['spatial_features']
+    assert [v.name for v in head.output] == list(HEAD_OUTPUTS)  # bound by index
+    cfg = Config.fromfile(tiny['config'])
+    model = cfg.model
+    expected = {
+        'class_names': [n.upper() for n in cfg.class_names],
+        'point_feature_size': model.pts_voxel_encoder.in_channels,
+        'max_voxel_size': model.data_preprocessor.voxel_layer.max_voxels[1],
+        'point_cloud_range': [float(v) for v in cfg.point_cloud_range],
+        'voxel_size': [float(v) for v in cfg.voxel_size],
+        'downsample_factor': model.pts_bbox_head.bbox_coder.out_size_factor,
+        'has_variance': False,
+        'has_twist': True,
+    }
+    text = open(osp.join(folder, 'centerpoint_ml_package.param.yaml')).read()
+    assert text.startswith('/**:\n  ros__parameters:\n    model_params:\n')
+    params = {line.split(': ', 1)[0].strip(): json.loads(line.split(': ', 1)[1])
+              for line in text.splitlines()[3:]}
+    assert {k: params[k] for k in expected} == expected
+    assert params['encoder_in_feature_size'] == report['input_shapes']['decorated_pillars'][2]
+    assert 'warning' not in report['package']  # one task: what the node reads
+    rng = np.random.default_rng(0)
+    pillars = rng.standard_normal((7, *report['input_shapes']['decorated_pillars'][1:]))
+    pillars = pillars.astype(np.float32)
+    renamed = OnnxRuntimeModel(osp.join(folder, 'pts_voxel_encoder_centerpoint.onnx'))
+    deployed = OnnxRuntimeModel(osp.join(work_dir, 'int8_tensorrt_pts_voxel_encoder.onnx'))
+    assert np.array_equal(renamed.run({'input_features': pillars})['pillar_features'],
+                          deployed.run({'decorated_pillars': pillars})['pillar_features'])

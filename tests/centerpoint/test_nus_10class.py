@@ -129,3 +129,8 @@ def test_every_tool_on_the_ten_class_config(nus, capsys):
     assert encoder == [[1, 20, 11], [2000, 20, 11], [4000, 20, 11]]
     assert 'decorated_pillars:4000x20x11' in report['tensorrt_engine']['trtexec']
     assert 'bev_canvas:4x64x128x128' in report['tensorrt_engine']['trtexec']
+    # the Autoware package: nuScenes' 5-dim points; 6 tasks, which the node does not read
+    params = report['package']['model_params']
+    assert params['point_feature_size'] == 5 and params['encoder_in_feature_size'] == 11
+    assert len(params['class_names']) == 10 and params['class_names'][0] == 'CAR'
+    assert 'the head has 6 tasks' in report['package']['warning']

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from deployment import DEPLOY_EXPORTERS, GraphSpec, export_onnx
+from .autoware import write_package
 
 HEAD_OUTPUTS = ('heatmap', 'reg', 'height', 'dim', 'rot', 'vel')
 
@@ -109,8 +110,17 @@ class CenterPointSplitExporter:
     pillar count, dynamic batch), their inputs for a batch (decorated pillars; the canvas the
     model's own encoder and scatter make) and predictions through :class:`SplitCenterPoint`."""
 
-    def __init__(self, onnx_config: Optional[dict] = None):
+    def __init__(self, onnx_config: Optional[dict] = None, autoware_package: bool = False):
         self.onnx_config = onnx_config
+        self.autoware_package = autoware_package
+
+    def package(self, model: nn.Module, work_dir: str,
+                onnx_paths: Dict[str, Dict[str, str]]) -> Optional[dict]:
+        """With ``autoware_package``: the files Autoware's CenterPoint node reads, from the
+        ``tensorrt`` target's graphs (:mod:`projects.CenterPoint.deploy.autoware`)."""
+        if not self.autoware_package or 'tensorrt' not in onnx_paths:
+            return None
+        return write_package(model, work_dir, onnx_paths['tensorrt'])
 
     @staticmethod
     def _dims(model: nn.Module) -> dict:
