@@ -78,18 +78,19 @@ class SensitivityResult:
 def _intervals(report: SensitivityReport, key: str,
                rounds: int) -> Tuple[BootstrapResult, Dict[str, Tuple[Interval, Interval]]]:
     """Float and all-INT8 with intervals, and per shown layer the loss (float minus only this
-    layer INT8) and the gain (all but this layer INT8 minus all INT8), each paired on the same
-    draws of frames (one seed, so every call draws the same frames)."""
-    base = {'float': report.float_metric.frames, 'int8': report.quant_metric.frames}
-    headline = bootstrap(base, [key], 'float', rounds)
-    intervals = {}
-    for row in report.top(INTERVAL_LAYERS):
-        loss = bootstrap({'float': base['float'], 'only': row.only_quantized.frames}, [key],
-                         'float', rounds).difference['only'][key]
-        gain = bootstrap({'int8': base['int8'], 'all_but': row.all_but.frames}, [key], 'int8',
-                         rounds).difference['all_but'][key]
-        intervals[row.layer] = (-loss, gain)
-    return headline, intervals
+    layer INT8) and the gain (all but this layer INT8 minus all INT8), all paired on one set of
+    draws of frames."""
+    shown = report.top(INTERVAL_LAYERS)
+    evaluations = {'float': report.float_metric.frames, 'int8': report.quant_metric.frames}
+    versus = {}
+    for row in shown:
+        evaluations[f'only {row.layer}'] = row.only_quantized.frames
+        evaluations[f'all but {row.layer}'] = row.all_but.frames
+        versus[f'all but {row.layer}'] = 'int8'
+    result = bootstrap(evaluations, [key], 'float', rounds, versus=versus)
+    intervals = {row.layer: (-result.difference[f'only {row.layer}'][key],
+                             result.difference[f'all but {row.layer}'][key]) for row in shown}
+    return result, intervals
 
 
 def png_path(output: str) -> str:

@@ -98,18 +98,22 @@ def bootstrap(evaluations: Dict[str, List[FrameResults]],
               reference: Optional[str] = None,
               rounds: int = DEFAULT_ROUNDS,
               seed: int = 0,
-              level: float = DEFAULT_LEVEL) -> BootstrapResult:
+              level: float = DEFAULT_LEVEL,
+              versus: Optional[Dict[str, str]] = None) -> BootstrapResult:
     """Intervals of every metric key in ``keys`` (e.g. ``['det/mAP']``) for every model in
     ``evaluations`` (name -> :func:`quantization.evaluation.evaluate_frames`' frames), and of
-    every model minus ``reference``, paired on the same draws. All models must have scored the
-    same frames; keys a model does not report on the whole set are left out for it."""
+    every model minus ``reference`` (or minus the model ``versus`` names for it), paired on the
+    same draws. All models must have scored the same frames; keys a model does not report on the
+    whole set are left out for it."""
+    versus = dict(versus or {})
     scorers = {name: [_Scorer(entry) for entry in frames] for name, frames in evaluations.items()}
     counts = {name: {s.frames for s in group} for name, group in scorers.items()}
     if len({count for group in counts.values() for count in group}) != 1:
         raise ValueError(f'bootstrap pairs frames, but the models scored different numbers: '
                          f'{counts}')
-    if reference is not None and reference not in scorers:
-        raise KeyError(f'reference {reference!r} is not among {list(scorers)}')
+    missing = sorted({reference, *versus.values()} - {None} - set(scorers))
+    if missing:
+        raise KeyError(f'reference {missing[0]!r} is not among {list(scorers)}')
     frames = next(iter(next(iter(counts.values()))))
     if frames < 2:
         raise ValueError(f'bootstrap needs at least 2 frames, got {frames}')
@@ -131,11 +135,12 @@ def bootstrap(evaluations: Dict[str, List[FrameResults]],
         present = [key for key in keys if key in values[name]]
         result.metric[name] = {
             key: _interval(values[name][key], draws[name][key], level) for key in present}
-        if reference is not None and name != reference:
+        base = versus.get(name, reference)
+        if base is not None and name != base:
             result.difference[name] = {
-                key: _interval(values[name][key] - values[reference][key],
-                               draws[name][key] - draws[reference][key], level)
-                for key in present if key in values[reference]}
+                key: _interval(values[name][key] - values[base][key],
+                               draws[name][key] - draws[base][key], level)
+                for key in present if key in values[base]}
     return result
 
 

@@ -65,6 +65,20 @@ def test_paired_difference_is_tighter_than_unpaired_and_matches_its_closed_form(
     assert 'float' not in result.difference
 
 
+def test_a_model_can_be_paired_with_another_reference():
+    rng = np.random.default_rng(4)
+    base = (rng.random(300) < 0.6).astype(int)
+    other = np.where(rng.random(300) < 0.1, 1 - base, base)
+    third = np.where(rng.random(300) < 0.1, 1 - other, other)
+    result = bootstrap({'a': frames(base), 'b': frames(other), 'c': frames(third)},
+                       ['toy/accuracy'], reference='a', rounds=300, versus={'c': 'b'})
+    alone = bootstrap({'b': frames(other), 'c': frames(third)}, ['toy/accuracy'],
+                      reference='b', rounds=300)
+    assert result.difference['c'] == alone.difference['c']  # same draws, same pairs
+    assert result.difference['b']['toy/accuracy'].value == pytest.approx(
+        100 * (other.mean() - base.mean()))
+
+
 def test_fast_protocol_gives_the_same_draws():
     correct = (np.random.default_rng(3).random(60) < 0.5).astype(int)
     slow = bootstrap({'m': frames(correct)}, ['toy/accuracy'], rounds=200, seed=5)
