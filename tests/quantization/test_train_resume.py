@@ -90,36 +90,47 @@ def test_qat_killed_repeatedly_resumes_to_the_uninterrupted_weights(float_checkp
         'train_dataloader.dataset.num_samples=512'
     ]
     straight, interrupted = tmp_path / 'straight', tmp_path / 'interrupted'
-    started = time.time()
     run(['tools/train.py', *argv, '--work-dir', str(straight)])
-    duration = time.time() - started
     final = f'epoch_{epochs}.pth'
+    # One epoch plus its checkpoint, without the start-up: between the last two checkpoints.
+    epoch_seconds = (osp.getmtime(straight / final)
+                     - osp.getmtime(straight / f'epoch_{epochs - 1}.pth'))
 
-    def writing():  # a checkpoint's temporary file exists: the kill lands mid-write
-        return bool(glob.glob(str(interrupted / '*.pth.tmp')))
+    def writing(since):  # a checkpoint's temporary file of this run exists: mid-write
+        for path in glob.glob(str(interrupted / '*.pth.tmp')):
+            try:
+                if osp.getmtime(path) >= since:
+                    return True
+            except FileNotFoundError:  # renamed meanwhile
+                pass
+        return False
 
     # Kills alternate: while a checkpoint is being written (the run loses that epoch), then at a
-    # random moment of the epoch after the next checkpoint (the run keeps one epoch), so each
-    # mid-write kill finds a checkpoint left to write however fast the machine is.
+    # random moment of the epoch after the next checkpoint, at the latest while the following
+    # checkpoint is written (the run keeps exactly one epoch). Every write lasts 0.5 s or more
+    # (tests/slow_fsync_train.py), so the polling catches it, and each mid-write kill finds a
+    # checkpoint left to write however fast or loaded the machine is.
     rng = random.Random(0)
-    epoch_seconds = duration / epochs
     mid_write_kills = 0
     for attempt in range(6):
         last = last_complete_checkpoint(str(interrupted))
         done = epoch_of(last) if last else 0
+        started = time.time()
         if attempt % 2 == 0:
             mid_write_kills += kill_when(['tests/slow_fsync_train.py', *argv, '--work-dir',
-                                          str(interrupted)], writing)
+                                          str(interrupted)], lambda: writing(started))
         else:
-            delay, saved_at = rng.uniform(0.0, 0.5) * epoch_seconds, []
+            delay, saved_at = rng.uniform(0.0, 1.0) * epoch_seconds, []
 
             def into_next_epoch():
                 if not saved_at and osp.isfile(interrupted / f'epoch_{done + 1}.pth'):
                     saved_at.append(time.time())
-                return bool(saved_at) and time.time() - saved_at[0] > delay
+                return bool(saved_at) and (time.time() - saved_at[0] > delay
+                                           or writing(saved_at[0]))
 
-            kill_when(['tools/train.py', *argv, '--work-dir', str(interrupted)],
+            kill_when(['tests/slow_fsync_train.py', *argv, '--work-dir', str(interrupted)],
                       into_next_epoch)
+            assert epoch_of(last_complete_checkpoint(str(interrupted))) == done + 1
         # Whatever the moment, every file under a final name is a complete checkpoint, and the
         # next start point is the newest of them (never random weights, never an older one).
         for path in glob.glob(str(interrupted / 'epoch_*.pth')):
