@@ -1,8 +1,10 @@
 """The deploy pipeline, driven by a deploy config and a model config.
 
 float ONNX -> quantized model (PTQ, or the recipe and amax of a quantized checkpoint) ->
-Q/DQ ONNX per placement target -> clean-up and TensorRT lint -> ONNX Runtime verification
-against PyTorch fake-quant and float -> TensorRT engine where TensorRT is installed -> report.
+Q/DQ ONNX per placement target (OpenVINO IR from the ``tensorrt`` placement) -> clean-up ->
+verification in the target's runtime (ONNX Runtime, OpenVINO) against PyTorch fake-quant and
+float, with the TensorRT lint or OpenVINO's per-layer precisions -> TensorRT engine where
+TensorRT is installed -> report.
 A model is exported as one or several graphs, as its exporter (``deployment.exporters``) says.
 Every artifact is written to a temporary name and renamed when complete.
 """
@@ -32,9 +34,11 @@ from quantization.fileio import atomic_output, check_output_dir
 from quantization.toggle import enabled_state, restore_enabled_state, set_all_quantizers
 from .exporters import GraphSpec, build_exporter
 from .graph_passes import clean_up_onnx
+from .layer_names import parameter_names, weight_layer_names
 from .onnx_export import export_onnx
+from .openvino_runtime import OpenVINOModel, import_openvino, precision_report, save_ir
 from .ort_runner import OnnxRuntimeModel
-from .placement import apply_placement
+from .placement import TARGETS, apply_placement
 from .tensorrt_builder import (TensorRTUnavailable, build_engine, import_tensorrt, trtexec_command)
 from .trt_lint import lint_for_tensorrt
 from .verify import file_size, verify_outputs, write_report
@@ -159,13 +163,36 @@ class DeployPipeline:
         self.report['artifacts'][name] = {'path': path, 'size_bytes': file_size(path)}
         return path
 
+    def target_artifact(self, onnx_path: str, target: str, graph: str) -> str:
+        """What a target deploys: its Q/DQ ONNX, or for ``openvino`` the IR made from it."""
+        if target != 'openvino':
+            return onnx_path
+        name = artifact_name('int8_openvino', graph, 'xml')
+        path = save_ir(onnx_path, osp.join(self.work_dir, name))
+        self.report['artifacts'][name] = {'path': path, 'size_bytes': file_size(path)}
+        return path
+
+    def runtimes(self, target: str, onnx_paths: Dict[str, str],
+                 artifacts: Dict[str, str]) -> Dict[str, dict]:
+        """``{runtime: {graph: model with .run}}`` a target is verified in: the target's runtime
+        first (ONNX Runtime with its INT8 kernels; OpenVINO on the IR, the layers it does not
+        run INT8 in ``openvino.inference_precision``), then the target's ONNX in ONNX Runtime
+        as written (``onnxruntime_unfused``: each Q/DQ a float op, the graph's own
+        arithmetic)."""
+        if target == 'openvino':
+            precision = self.deploy_cfg.get('openvino', {}).get('inference_precision', 'f32')
+            first = {'openvino': {g: OpenVINOModel(p, precision) for g, p in artifacts.items()}}
+        else:
+            first = {'onnxruntime': {g: OnnxRuntimeModel(p) for g, p in onnx_paths.items()}}
+        return {**first, 'onnxruntime_unfused': {g: OnnxRuntimeModel(p, fuse=False)
+                                                 for g, p in onnx_paths.items()}}
+
     def verify(self, model: nn.Module, graphs: Dict[str, GraphSpec], onnx_paths: Dict[str, str],
-               batches: List[tuple], target: str) -> dict:
-        """ONNX Runtime vs PyTorch fake-quant and float, graph by graph, on the same inputs; the
-        task metric of each when ``verification.metric`` is set, for ONNX Runtime twice: with
-        its INT8 kernels (``onnxruntime``) and with the graph run as written
-        (``onnxruntime_unfused``, the exported graph's own arithmetic)."""
-        sessions = {graph: OnnxRuntimeModel(path).run for graph, path in onnx_paths.items()}
+               runtimes: Dict[str, dict], batches: List[tuple], target: str) -> dict:
+        """The target's runtime vs PyTorch fake-quant and float and vs its ONNX as written, graph
+        by graph, on the same inputs; the task metric of every runtime when
+        ``verification.metric`` is set; the TensorRT lint (``tensorrt``) or the precision each
+        layer ran with (``openvino``)."""
         snapshot = enabled_state(model)
 
         def torch_runner(graph: str, quantized: bool):
@@ -181,42 +208,50 @@ class DeployPipeline:
 
             return run
 
-        verification, lint = {}, []
+        runners = {name: {g: m.run for g, m in models.items()} for name, models in runtimes.items()}
+        primary = next(iter(runners.values()))
+        verification = {}
         for graph in graphs:
             per_graph = verify_outputs(
-                sessions[graph], [inputs[graph] for inputs, _ in batches], {
+                primary[graph], [inputs[graph] for inputs, _ in batches], {
                     'pytorch_fake_quant': torch_runner(graph, True),
-                    'pytorch_float': torch_runner(graph, False)
+                    'pytorch_float': torch_runner(graph, False),
+                    'onnx_as_written': runners['onnxruntime_unfused'][graph]
                 }, progress=f'verify {target}{" " + graph if graph else ""}')
             for reference, outputs in per_graph.items():
                 verification.setdefault(reference, {}).update(outputs)
-            if target == 'tensorrt':  # the other placements are not meant for TensorRT
-                prefix = f'{graph}: ' if graph else ''
-                lint += [f'{prefix}{issue}' for issue in lint_for_tensorrt(onnx_paths[graph])]
         result = {'verification': verification}
-        if target == 'tensorrt':
-            result['lint'] = lint
+        if target == 'tensorrt':  # the other placements are not meant for TensorRT
+            result['lint'] = [f'{graph + ": " if graph else ""}{issue}' for graph in graphs
+                              for issue in lint_for_tensorrt(onnx_paths[graph])]
+        if target == 'openvino':
+            result.update(self._precision(runtimes['openvino'], onnx_paths))
         if self.deploy_cfg.verification.get('metric'):
-            result.update(self._metrics(model, batches, sessions, onnx_paths, torch_runner))
+            result.update(self._metrics(model, batches, {
+                'pytorch_float': {g: torch_runner(g, False) for g in graphs},
+                'pytorch_fake_quant': {g: torch_runner(g, True) for g in graphs},
+                **runners
+            }))
         return result
 
-    def _metrics(self, model: nn.Module, batches: List[tuple], sessions: dict, onnx_paths: dict,
-                 torch_runner) -> dict:
-        """The task metric of PyTorch float, fake-quant and both ONNX Runtime modes on the
-        verification frames, with bootstrap intervals of each and of each minus PyTorch
-        fake-quant (paired; ``verification.bootstrap_rounds`` draws, 0: none)."""
-        graphs = list(onnx_paths)
+    def _precision(self, models: Dict[str, OpenVINOModel], onnx_paths: Dict[str, str]) -> dict:
+        """Every weight layer's kernel and precision as OpenVINO runs it, by our layer name; a
+        quantized layer not running INT8 is a lint finding."""
+        layers, lint = [], []
+        for graph, path in onnx_paths.items():
+            report = precision_report(path, models[graph].runtime_layers(),
+                                      self.layer_names[graph])
+            layers += [{'graph': graph, **row} for row in report['layers']]
+            lint += [f'{graph + ": " if graph else ""}{finding}' for finding in report['lint']]
+        return {'precision': layers, 'lint': lint}
+
+    def _metrics(self, model: nn.Module, batches: List[tuple], runners: Dict[str, dict]) -> dict:
+        """The task metric of every runner (``{name: {graph: run}}``) on the verification frames,
+        with bootstrap intervals of each and of each minus PyTorch fake-quant (paired;
+        ``verification.bootstrap_rounds`` draws, 0: none)."""
         rows, evaluations = [], {}
-        for name, runners in (
-                ('pytorch_float', {g: torch_runner(g, False) for g in graphs}),
-                ('pytorch_fake_quant', {g: torch_runner(g, True) for g in graphs}),
-                ('onnxruntime', sessions),
-                ('onnxruntime_unfused', {
-                    graph: OnnxRuntimeModel(path, fuse=False).run
-                    for graph, path in onnx_paths.items()
-                }),
-        ):
-            row, evaluations[name] = self._metric(model, name, runners, batches)
+        for name, graph_runners in runners.items():
+            row, evaluations[name] = self._metric(model, name, graph_runners, batches)
             rows.append(row)
         rounds = self.deploy_cfg.verification.get('bootstrap_rounds', DEFAULT_ROUNDS)
         if not rounds:
@@ -308,9 +343,19 @@ class DeployPipeline:
         return batches
 
     # ------------------------------------------------------------------ all stages
-    def run(self) -> dict:
+    def check_targets(self) -> None:
+        """Fail before any work on an unknown target or a runtime a target needs and lacks."""
+        for target in self.deploy_cfg.targets:
+            if target not in TARGETS:
+                raise ValueError(f'targets: unknown target {target!r}; choose from '
+                                 f'{", ".join(TARGETS)}')
+        if 'openvino' in self.deploy_cfg.targets:
+            import_openvino()
         if 'tensorrt' in self.deploy_cfg.targets and self.deploy_cfg.tensorrt.build == 'require':
-            import_tensorrt()  # fail before any work when the engine cannot be built
+            import_tensorrt()
+
+    def run(self) -> dict:
+        self.check_targets()
         check_output_dir(self.work_dir, '--work-dir')
         logger.info('[1/5] building %s from %s', self.report['model'], self.checkpoint)
         model = self.build_model()
@@ -333,28 +378,29 @@ class DeployPipeline:
         model = self.quantize(model)
         graphs = self.exporter.graphs(model)
         raw_paths = self.export(graphs, example, 'qdq_raw')
-        target_paths = {}
+        self.layer_names = {
+            g: weight_layer_names(raw_paths[g], parameter_names(spec.module, model))
+            for g, spec in graphs.items()}
+        target_paths, artifacts = {}, {}
         for target in self.deploy_cfg.targets:
             logger.info('[4/5] target %s: Q/DQ ONNX, clean-up, lint, verification', target)
             paths = target_paths[target] = {
                 g: self.target_onnx(raw_paths[g], target, g) for g in graphs}
-            self.report['targets'][target] = self.verify(model, graphs, paths, batches, target)
+            artifacts[target] = {g: self.target_artifact(p, target, g) for g, p in paths.items()}
+            self.report['targets'][target] = self.verify(
+                model, graphs, paths, self.runtimes(target, paths, artifacts[target]), batches,
+                target)
         package = getattr(self.exporter, 'package', None)
         written = package(model, self.work_dir, target_paths) if package else None
         if written:  # the files a runtime of the model family reads (e.g. Autoware's node)
             self.report['package'] = written
         float_size = sum(file_size(p) for p in float_paths.values())
         self.report['int8_size_ratio'] = {
-            target:
-            sum(
-                file_size(osp.join(self.work_dir, artifact_name(f'int8_{target}', g)))
-                for g in graphs) / float_size
-            for target in self.deploy_cfg.targets
+            target: sum(file_size(p) for p in paths.values()) / float_size
+            for target, paths in artifacts.items()
         }
         if 'tensorrt' in self.deploy_cfg.targets:
             logger.info('[5/5] TensorRT engine')
-            self.report['tensorrt_engine'] = self.tensorrt_engines(
-                {g: osp.join(self.work_dir, artifact_name('int8_tensorrt', g))
-                 for g in graphs})
+            self.report['tensorrt_engine'] = self.tensorrt_engines(target_paths['tensorrt'])
         self.report['report_files'] = write_report(self.report, self.work_dir)
         return self.report

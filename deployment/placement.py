@@ -31,14 +31,23 @@
      scale, numerically identical; after a Relu it becomes uint8 with zero-point 0 and scale
      ``amax / 255``: the same clip at amax on a grid twice as fine, and ONNX Runtime folds the
      Relu into the QLinearConv / QLinearAdd before it.
+- ``openvino``: the ``tensorrt`` graph with pass 6 alone, except that a signed tensor read only
+  by ConvTranspose stays int8 (OpenVINO runs ConvTranspose INT8 only with zero-point 0; with 128
+  it runs it in f32). OpenVINO 2026.4's CPU plugin gets a Conv after a Concat of int8
+  (zero-point 0) tensors wrong, by about a third of the output's range
+  (tests/deployment/test_openvino.py); with uint8 activations it runs the graph as written,
+  except that it fuses a residual Add into the Conv before it without rounding that Conv's
+  output to the Add's input grid (one step off on about a fifth of the values there).
 """
+from typing import Tuple
+
 import numpy as np
 import onnx_graphsurgeon as gs
 
 from quantization.tensor_quant import dequantize_np, unsigned_scale
 from .graph_passes import constant_value
 
-TARGETS = ('tensorrt', 'onnxruntime')
+TARGETS = ('tensorrt', 'onnxruntime', 'openvino')
 
 
 def _activation_quantize_nodes(tensor) -> list:
@@ -317,9 +326,17 @@ def dequantize_weights_of_float_convs(graph: gs.Graph) -> int:
     return changed
 
 
-def to_uint8_activations(graph: gs.Graph) -> int:
+def _reads_only(quantize: gs.Node, ops: Tuple[str, ...]) -> bool:
+    """Every layer reading the dequantized output of ``quantize`` is one of ``ops``."""
+    readers = [layer for dequantize in quantize.outputs[0].outputs
+               for layer in dequantize.outputs[0].outputs]
+    return bool(readers) and all(layer.op in ops for layer in readers)
+
+
+def to_uint8_activations(graph: gs.Graph, signed_kept_for: Tuple[str, ...] = ()) -> int:
     """Turn activation Q/DQ pairs with int8 zero-point 0 into uint8 ones (see the module
-    docstring); returns how many QuantizeLinear nodes changed."""
+    docstring), except signed ones read only by ``signed_kept_for`` ops; returns how many
+    QuantizeLinear nodes changed."""
     changed = 0
     for node in list(graph.nodes):
         if node.op != 'QuantizeLinear' or constant_value(node.inputs[0]) is not None:
@@ -328,6 +345,8 @@ def to_uint8_activations(graph: gs.Graph) -> int:
         if scale is None or zero_point is None or zero_point.dtype != np.int8 or np.any(zero_point):
             continue
         after_relu = len(node.inputs[0].inputs) == 1 and node.inputs[0].inputs[0].op == 'Relu'
+        if not after_relu and signed_kept_for and _reads_only(node, signed_kept_for):
+            continue
         new_scale = unsigned_scale(scale) if after_relu else np.asarray(scale, np.float32)
         new_zero_point = np.full(np.shape(zero_point), 0 if after_relu else 128, np.uint8)
         scale_const = gs.Constant(f'{node.name}_u8_scale', new_scale)
@@ -348,6 +367,8 @@ def apply_placement(graph: gs.Graph, target: str) -> int:
         raise ValueError(f'unknown placement target {target!r}; choose one of {TARGETS}')
     if target == 'tensorrt':
         return 0
+    if target == 'openvino':
+        return to_uint8_activations(graph, signed_kept_for=('ConvTranspose', ))
     return (share_tensor_scales(graph) + deconvolution_to_depth_to_space(graph) +
             quantize_conv_outputs_before_activations(graph) + fuse_erf_gelu(graph) +
             dequantize_weights_of_float_convs(graph) + to_uint8_activations(graph))

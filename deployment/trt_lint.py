@@ -44,7 +44,7 @@ def _producer(tensor) -> Optional[gs.Node]:
     return tensor.inputs[0] if len(tensor.inputs) else None
 
 
-def _dequantized_source(tensor) -> Optional[gs.Node]:
+def dequantized_source(tensor) -> Optional[gs.Node]:
     """The DequantizeLinear producing ``tensor``, looking through a Transpose (MatMul weights)."""
     node = _producer(tensor)
     if node is not None and node.op == 'Transpose':
@@ -97,11 +97,11 @@ def lint_for_tensorrt(model) -> List[LintIssue]:
 
 def _lint_weight_layer(node: gs.Node) -> List[LintIssue]:
     issues = []
-    if _dequantized_source(node.inputs[0]) is None:
+    if dequantized_source(node.inputs[0]) is None:
         issues.append(
             LintIssue(node.name, 'unquantized-input',
                       f'{node.op} input has no Q/DQ: the layer runs in float'))
-    weight_dq = _dequantized_source(node.inputs[1]) if len(node.inputs) > 1 else None
+    weight_dq = dequantized_source(node.inputs[1]) if len(node.inputs) > 1 else None
     if weight_dq is None:
         issues.append(
             LintIssue(node.name, 'unquantized-weight',
@@ -132,7 +132,7 @@ def _lint_weight_layer(node: gs.Node) -> List[LintIssue]:
 
 
 def _lint_add(node: gs.Node) -> List[LintIssue]:
-    sources = [_dequantized_source(t) for t in node.inputs[:2]]
+    sources = [dequantized_source(t) for t in node.inputs[:2]]
     if any(source is None for source in sources):
         return []
     scales = [constant_value(source.inputs[1]) for source in sources]
@@ -147,7 +147,7 @@ def _lint_add(node: gs.Node) -> List[LintIssue]:
 
 
 def _lint_float_op(node: gs.Node) -> List[LintIssue]:
-    quantized_in = any(_dequantized_source(t) is not None for t in node.inputs)
+    quantized_in = any(dequantized_source(t) is not None for t in node.inputs)
     quantized_out = any(consumer.op == 'QuantizeLinear' for t in node.outputs
                         for consumer in t.outputs)
     if quantized_in and quantized_out:

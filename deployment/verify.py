@@ -1,4 +1,4 @@
-"""Compare an exported ONNX model in ONNX Runtime with the PyTorch models it came from."""
+"""Compare an exported model in its runtime with the PyTorch models it came from; the report."""
 import json
 import os
 from typing import Callable, Dict, Iterable, List, Optional
@@ -37,14 +37,14 @@ def _merge(stats: List[dict]) -> dict:
     }
 
 
-def verify_outputs(onnx_run: Callable[[Outputs], Outputs], batches: Iterable[Outputs],
+def verify_outputs(runtime_run: Callable[[Outputs], Outputs], batches: Iterable[Outputs],
                    references: Dict[str, Callable[[Outputs], Outputs]],
                    progress: Optional[str] = None) -> Dict[str, dict]:
-    """Run every batch through ONNX Runtime and each reference; per reference and output name,
+    """Run every batch through the runtime and each reference; per reference and output name,
     the worst max error, the mean of mean errors and the lowest cosine over the batches.
 
     Args:
-        onnx_run: inputs by name -> outputs by name (ONNX Runtime).
+        runtime_run: inputs by name -> outputs by name (ONNX Runtime, OpenVINO).
         batches: inputs by name, as numpy arrays.
         references: e.g. ``{'pytorch_fake_quant': fn, 'pytorch_float': fn}``, same signature.
         progress: Label of a progress bar over the batches (None: no bar).
@@ -52,10 +52,10 @@ def verify_outputs(onnx_run: Callable[[Outputs], Outputs], batches: Iterable[Out
     per_reference: Dict[str, Dict[str, list]] = {name: {} for name in references}
     seen = 0
     for inputs in tqdm(batches, desc=progress, disable=progress is None, leave=False):
-        onnx_outputs = onnx_run(inputs)
+        runtime_outputs = runtime_run(inputs)
         for ref_name, reference in references.items():
             ref_outputs = reference(inputs)
-            for out_name, value in onnx_outputs.items():
+            for out_name, value in runtime_outputs.items():
                 stats = compare_arrays(np.asarray(ref_outputs[out_name]), value)
                 per_reference[ref_name].setdefault(out_name, []).append(stats)
         seen += 1
@@ -86,8 +86,11 @@ def markdown_report(report: dict) -> str:
                                  comparisons, 'llrrr')]
         if result.get('metrics'):
             lines += ['', *_metric_tables(result['metrics'], result.get('intervals'))]
+        if result.get('precision'):
+            lines += ['', *_precision_table(result['precision'])]
         if 'lint' in result:
-            lines += ['', f"TensorRT lint: {len(result['lint'])} issue(s)"]
+            check = 'OpenVINO precision check' if 'precision' in result else 'TensorRT lint'
+            lines += ['', f"{check}: {len(result['lint'])} issue(s)"]
             lines += [f'- {issue}' for issue in result['lint']]
     package = report.get('package')
     if package:
@@ -103,6 +106,18 @@ def markdown_report(report: dict) -> str:
             engine.get('trtexec', ''), '```'
         ]
     return '\n'.join(lines) + '\n'
+
+
+def _precision_table(rows: List[dict]) -> List[str]:
+    """Each weight layer as the runtime executed it; quantized layers first counted."""
+    quantized = [row for row in rows if row['quantized']]
+    int8 = sum(row['int8'] for row in quantized)
+    return [f'Per-layer precision: {int8} of {len(quantized)} quantized layers run INT8; '
+            f'{len(rows) - len(quantized)} float layer(s).', '',
+            markdown_table(('layer', 'op', 'INT8 weight', 'runs as', 'kernel', 'precision'),
+                           [(row['layer'], row['op'], 'yes' if row['quantized'] else 'no',
+                             row['layer_type'], row['kernel'], row['precision'])
+                            for row in rows], 'llllll')]
 
 
 def _interval_text(interval: dict) -> str:
@@ -151,7 +166,8 @@ def write_report(report: dict, work_dir: str, name: str = 'deploy_report') -> Li
 
 
 def file_size(path: str) -> int:
-    """Bytes of an ONNX file including its external data files, if any."""
+    """Bytes of an artifact with the files it reads: an ONNX file's external data, an OpenVINO
+    ``.xml``'s ``.bin``."""
+    companion = f'{os.path.splitext(path)[0]}.bin' if path.endswith('.xml') else f'{path}.data'
     size = os.path.getsize(path)
-    external = f'{path}.data'
-    return size + (os.path.getsize(external) if os.path.exists(external) else 0)
+    return size + (os.path.getsize(companion) if os.path.exists(companion) else 0)

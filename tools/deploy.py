@@ -15,6 +15,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deployment  # noqa: E402,F401
 import quantization  # noqa: E402,F401
 from apis import deploy as run_deploy  # noqa: E402
+from deployment.openvino_runtime import OpenVINOUnavailable  # noqa: E402
 from deployment.tensorrt_builder import TensorRTUnavailable  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from apis.user_input import add_cfg_options  # noqa: E402
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
                             args.work_dir, args.engine, args.cfg_options, args.device)
         print(open(report['report_files'][1]).read())
 
-    return run_tool(deploy, (TensorRTUnavailable, ))
+    return run_tool(deploy, (TensorRTUnavailable, OpenVINOUnavailable))
 
 
 if __name__ == '__main__':

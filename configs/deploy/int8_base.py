@@ -1,5 +1,6 @@
 # Base deploy config: float ONNX -> PTQ (or a quantized checkpoint) -> Q/DQ ONNX per placement
-# target -> clean-up and TensorRT lint -> ONNX Runtime verification -> TensorRT engine.
+# target -> clean-up -> verification in the target's runtime (ONNX Runtime, OpenVINO) with the
+# TensorRT lint or OpenVINO's per-layer precisions -> TensorRT engine.
 custom_imports = dict(imports=['quantization', 'deployment'], allow_failed_imports=False)
 
 onnx_config = dict(
@@ -17,13 +18,21 @@ quantization = dict(
     calib_method='mse',
     calib_kwargs=dict(),
 )
-targets = ['tensorrt', 'onnxruntime']
+# tensorrt: the Q/DQ graph for TensorRT (verified in ONNX Runtime); onnxruntime: its placement
+# for ONNX Runtime's INT8 kernels; openvino: OpenVINO IR of the tensorrt graph, verified with
+# OpenVINO's CPU INT8 kernels, with the precision each layer ran with.
+targets = ['tensorrt', 'onnxruntime', 'openvino']
 verification = dict(
     dataloader='val_dataloader',
     num_batches=4,
     # Feed ONNX outputs to the model config's val_evaluator as predictions (valid when the
     # model's 'predict' output equals its 'tensor' output).
     metric=False,
+)
+openvino = dict(
+    # precision of the layers OpenVINO does not run INT8: 'f32' (the graph's own arithmetic),
+    # 'bf16', or '' for OpenVINO's default on the CPU (bf16 where the CPU has it)
+    inference_precision='f32',
 )
 tensorrt = dict(
     build='auto',  # 'auto': build where TensorRT is installed; 'require': fail without it

@@ -58,6 +58,21 @@ def test_split_deploy_from_config(tiny, tmp_path):
     assert len(lint) == 6 and all('runs in float' in issue for issue in lint)
     assert all(issue.startswith('pts_backbone_neck_head: ') for issue in lint)
     assert report['tensorrt_engine']['trtexec'].count('trtexec --onnx=') == 2
+    # OpenVINO: the same three layers in f32, every other one INT8, named as in the model; its
+    # INT8 kernels run the placed graph as written and score what PyTorch fake-quant scores.
+    openvino = report['targets']['openvino']
+    assert openvino['lint'] == []
+    layers = {row['layer']: row for row in openvino['precision']}
+    assert {name for name, row in layers.items() if not row['quantized']} == {
+        'pts_bbox_head.task_heads.0.reg.0.conv', 'pts_bbox_head.task_heads.0.reg.1',
+        'pts_bbox_head.task_heads.0.heatmap.0.conv'}
+    assert layers['pts_voxel_encoder.pfn_layers.0.linear']['int8']
+    assert layers['pts_backbone.blocks.0.0']['graph'] == 'pts_backbone_neck_head'
+    assert all(row['int8'] for row in layers.values() if row['quantized'])
+    as_written = openvino['verification']['onnx_as_written']
+    assert min(stats['cosine'] for stats in as_written.values()) > 0.999
+    maps = {row['model']: row['values']['det/mAP'] for row in openvino['metrics']}
+    assert abs(maps['openvino'] - maps['pytorch_fake_quant']) <= 0.1
 
     autoware_package(tiny, work_dir, report)
 

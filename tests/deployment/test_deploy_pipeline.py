@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import sys
 from collections import Counter
 
 import onnx
@@ -56,7 +57,8 @@ def test_artifacts_counts_and_size(deployed):
     names = set(os.listdir(deployed))
     assert {
         'float.onnx', 'quantized.pth', 'int8_tensorrt.onnx', 'int8_onnxruntime.onnx',
-        'deploy_report.json', 'deploy_report.md'
+        'int8_openvino.onnx', 'int8_openvino.xml', 'int8_openvino.bin', 'deploy_report.json',
+        'deploy_report.md'
     } <= names
     assert not [n for n in names if '.tmp' in n]
     assert ops(osp.join(deployed, 'float.onnx'))['QuantizeLinear'] == 0
@@ -70,6 +72,8 @@ def test_artifacts_counts_and_size(deployed):
                                           for i in activation_zero_points)
     report = json.load(open(osp.join(deployed, 'deploy_report.json')))
     assert report['int8_size_ratio']['tensorrt'] <= 0.27
+    # The IR keeps the INT8 weights as INT8 (its .bin counted with the .xml).
+    assert report['int8_size_ratio']['openvino'] <= 0.3
     assert report['checkpoint_kind'] == 'float'
 
 
@@ -88,6 +92,26 @@ def test_verification_against_pytorch(deployed):
     assert report['targets']['tensorrt']['lint'] == []
     assert 'lint' not in report['targets']['onnxruntime']  # not a TensorRT graph
     assert 'trtexec --onnx=' in report['tensorrt_engine']['trtexec']
+
+
+def test_openvino_target_runs_int8_as_written(deployed):
+    result = json.load(open(osp.join(deployed, 'deploy_report.json')))['targets']['openvino']
+    # OpenVINO's INT8 kernels reproduce the placed graph's own arithmetic; against PyTorch
+    # fake-quant the placement's finer uint8 grid after ReLU makes a small difference.
+    assert result['verification']['onnx_as_written']['logits']['cosine'] > 0.9999
+    assert result['verification']['pytorch_fake_quant']['logits']['cosine'] > 0.999
+    metrics = {row['model']: row['values']['shapes/accuracy'] for row in result['metrics']}
+    assert set(metrics) == {'pytorch_float', 'pytorch_fake_quant', 'openvino',
+                            'onnxruntime_unfused'}
+    assert abs(metrics['openvino'] - metrics['pytorch_fake_quant']) <= 100 / 32 + 1e-6
+    layers = {row['layer']: row for row in result['precision']}
+    assert set(layers) == {'stem.0', 'block.0.0', 'block.1', 'down.0', 'up.0', 'fuse.0',
+                           'head.0', 'head.3'}
+    assert all(row['quantized'] and row['int8'] for row in layers.values())
+    assert result['lint'] == []
+    text = open(osp.join(deployed, 'deploy_report.md')).read()
+    assert 'Per-layer precision: 8 of 8 quantized layers run INT8' in text
+    assert 'OpenVINO precision check: 0 issue(s)' in text
 
 
 def test_quantized_checkpoint_is_deployed_without_new_calibration(deployed, small_model_cfg,
@@ -139,5 +163,15 @@ def test_bad_input_gives_one_line_and_no_artifact(small_model_cfg, float_checkpo
             'verification.num_batches=1'
         ], capsys)
         assert 'TensorRT is not installed' in line
+    line = run_failing([
+        DEPLOY_CFG, small_model_cfg, float_checkpoint, '--work-dir', work_dir, '--cfg-options',
+        'targets=[tensorrt,tflite]'
+    ], capsys)
+    assert "targets: unknown target 'tflite'; choose from tensorrt, onnxruntime, openvino" in line
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, 'openvino', None)  # as if not installed
+        line = run_failing([DEPLOY_CFG, small_model_cfg, float_checkpoint, '--work-dir',
+                            work_dir], capsys)
+    assert 'OpenVINO is not installed: pip install openvino' in line
     leftovers = os.listdir(work_dir) if osp.isdir(work_dir) else []
     assert 'int8_tensorrt.engine' not in leftovers and not [n for n in leftovers if '.tmp' in n]

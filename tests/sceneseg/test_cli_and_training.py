@@ -96,6 +96,15 @@ def test_deploy_from_config(tiny_roads, tmp_path):
                   for i in (7, 10)}
     rows = {row['model']: row['values'] for row in result['metrics']}
     assert 'sceneseg/pooled/class_average' in rows['onnxruntime']
+    # OpenVINO runs every quantized layer INT8 and the two skipped ones in f32, by our names.
+    openvino = report['targets']['openvino']
+    assert openvino['lint'] == []
+    float_layers = {row['layer'] for row in openvino['precision'] if not row['quantized']}
+    assert float_layers == {f'SceneSegHead.decode_layer_{i}' for i in (7, 10)}
+    assert all(row['int8'] for row in openvino['precision'] if row['quantized'])
+    assert sum(row['quantized'] for row in openvino['precision']) == 106  # 98 + 5 + 3
+    assert 'sceneseg/pooled/class_average' in {
+        row['model']: row['values'] for row in openvino['metrics']}['openvino']
 
     bench_dir = str(tmp_path / 'benchmark')
     assert benchmark_main([
