@@ -39,9 +39,11 @@ from .onnx_export import export_onnx
 from .openvino_runtime import OpenVINOModel, import_openvino, precision_report, save_ir
 from .ort_runner import OnnxRuntimeModel
 from .placement import TARGETS, apply_placement
-from .tensorrt_builder import (TensorRTUnavailable, build_engine, import_tensorrt, trtexec_command)
+from .profiling import interleaved_speedups
+from .tensorrt_builder import (TensorRTEngine, TensorRTUnavailable, build_engine, import_tensorrt,
+                               polygraphy_command, profile_inputs, trtexec_command)
 from .trt_lint import lint_for_tensorrt
-from .verify import file_size, verify_outputs, write_report
+from .verify import compare_arrays, file_size, verify_outputs, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class DeployPipeline:
         self.onnx_cfg = deploy_cfg.onnx_config
         self.exporter = build_exporter(deploy_cfg)
         self.dataset_meta = None  # the verification dataset's metainfo, for the evaluator
+        self.torch_scores: Dict[str, tuple] = {}  # PyTorch's (metric row, frame results)
         self.report: dict = {
             'model': model_cfg.model.get('type', ''),
             'checkpoint': checkpoint,
@@ -248,10 +251,15 @@ class DeployPipeline:
     def _metrics(self, model: nn.Module, batches: List[tuple], runners: Dict[str, dict]) -> dict:
         """The task metric of every runner (``{name: {graph: run}}``) on the verification frames,
         with bootstrap intervals of each and of each minus PyTorch fake-quant (paired;
-        ``verification.bootstrap_rounds`` draws, 0: none)."""
+        ``verification.bootstrap_rounds`` draws, 0: none). PyTorch's scores are the same for
+        every target: computed for the first, reused for the others."""
         rows, evaluations = [], {}
         for name, graph_runners in runners.items():
-            row, evaluations[name] = self._metric(model, name, graph_runners, batches)
+            scored = (self.torch_scores.get(name)
+                      or self._metric(model, name, graph_runners, batches))
+            if name.startswith('pytorch_'):
+                self.torch_scores[name] = scored
+            row, evaluations[name] = scored
             rows.append(row)
         rounds = self.deploy_cfg.verification.get('bootstrap_rounds', DEFAULT_ROUNDS)
         if not rounds:
@@ -290,24 +298,32 @@ class DeployPipeline:
         self.report['input_shapes'] = self.input_shapes
         self.report['tensorrt_profiles'] = profiles
 
-    def tensorrt_engines(self, onnx_paths: Dict[str, str]) -> dict:
-        """One engine per graph where TensorRT is installed; the ``trtexec`` command always."""
-        settings = self.deploy_cfg.tensorrt
+    def graph_profiles(self, graph: str) -> list:
+        """The TensorRT optimization profiles of one graph."""
         profiles = self.profiles
-        entry = {'trtexec': [], 'status': []}
+        return profiles.get(graph, []) if isinstance(profiles, dict) else profiles
+
+    def tensorrt_engines(self, onnx_paths: Dict[str, str], float_paths: Dict[str, str],
+                         model: nn.Module, batches: List[tuple]) -> dict:
+        """One engine per graph where TensorRT is installed, checked at run time when all are
+        built; the ``trtexec`` and ``polygraphy`` commands always."""
+        settings = self.deploy_cfg.tensorrt
+        entry = {'trtexec': [], 'polygraphy': [], 'status': []}
+        engines = {}
         for graph, onnx_path in onnx_paths.items():
-            graph_profiles = profiles.get(graph, []) if isinstance(profiles, dict) else profiles
+            graph_profiles = self.graph_profiles(graph)
             name = artifact_name('int8_tensorrt', graph, 'engine')
             engine_path = osp.join(self.work_dir, name)
             entry['trtexec'].append(
                 trtexec_command(onnx_path, engine_path, settings.workspace_mb, settings.fp16,
                                 graph_profiles))
+            entry['polygraphy'].append(polygraphy_command(onnx_path, graph_profiles))
             if settings.build == 'skip':
                 entry['status'].append(f'{name}: skipped by the deploy config')
                 continue
             try:
-                build_engine(onnx_path, engine_path, settings.workspace_mb, settings.fp16,
-                             graph_profiles)
+                engines[graph] = build_engine(onnx_path, engine_path, settings.workspace_mb,
+                                              settings.fp16, graph_profiles)
                 entry['status'].append(f'built {engine_path}')
                 self.report['artifacts'][name] = {
                     'path': engine_path,
@@ -317,9 +333,47 @@ class DeployPipeline:
                 if settings.build == 'require':
                     raise
                 entry['status'].append(f'{name}: skipped: {err}')
-        entry['trtexec'] = '\n'.join(entry['trtexec'])
-        entry['status'] = '\n'.join(entry['status'])
+        if engines and len(engines) == len(onnx_paths):
+            entry['checks'] = self.engine_checks(engines, onnx_paths, float_paths, model,
+                                                 batches)
+        for key in ('trtexec', 'polygraphy', 'status'):
+            entry[key] = '\n'.join(entry[key])
         return entry
+
+    def engine_checks(self, engine_paths: Dict[str, str], onnx_paths: Dict[str, str],
+                      float_paths: Dict[str, str], model: nn.Module, batches: List[tuple]) -> dict:
+        """The built engines at run time: outputs against the ONNX run as written at the first
+        profile's minimum, optimum and maximum shapes (standard-normal inputs); each layer's
+        precision from the engine inspector; INT8 speed over an FP16 engine of the float ONNX
+        (numpy in and out, interleaved rounds, at the optimum shape); the task metric."""
+        settings = self.deploy_cfg.tensorrt
+        engines = {g: TensorRTEngine(p) for g, p in engine_paths.items()}
+        checks = {'shapes': {}, 'layers': {}, 'speedup_over_fp16': {}}
+        for graph, engine in engines.items():
+            profiles = self.graph_profiles(graph)
+            written = OnnxRuntimeModel(onnx_paths[graph], fuse=False)
+            checks['shapes'][graph] = {}
+            for label, index in (('min', 0), ('opt', 1), ('max', 2)):
+                if not profiles:
+                    break
+                inputs = profile_inputs(profiles[0], index)
+                expected, got = written.run(inputs), engine.run(inputs)
+                checks['shapes'][graph][label] = {
+                    out: compare_arrays(expected[out], got[out]) for out in expected}
+            checks['layers'][graph] = engine.layer_precisions()
+            fp16_path = osp.join(self.work_dir, artifact_name('fp16_tensorrt', graph, 'engine'))
+            build_engine(float_paths[graph], fp16_path, settings.workspace_mb, True, profiles,
+                         int8=False)
+            fp16 = TensorRTEngine(fp16_path)
+            inputs = profile_inputs(profiles[0], 1) if profiles else batches[0][0][graph]
+            checks['speedup_over_fp16'][graph] = interleaved_speedups(
+                {'fp16': lambda: fp16.run(inputs), 'int8': lambda: engine.run(inputs)},
+                'fp16')['int8']
+        if self.deploy_cfg.verification.get('metric'):
+            row, _ = self._metric(model, 'tensorrt_engine',
+                                  {g: e.run for g, e in engines.items()}, batches)
+            checks['metrics'] = [row]
+        return checks
 
     def verification_batches(self, model: nn.Module) -> List[tuple]:
         """(graph inputs as numpy, data batch) for the first ``verification.num_batches``."""
@@ -401,6 +455,7 @@ class DeployPipeline:
         }
         if 'tensorrt' in self.deploy_cfg.targets:
             logger.info('[5/5] TensorRT engine')
-            self.report['tensorrt_engine'] = self.tensorrt_engines(target_paths['tensorrt'])
+            self.report['tensorrt_engine'] = self.tensorrt_engines(target_paths['tensorrt'],
+                                                                   float_paths, model, batches)
         self.report['report_files'] = write_report(self.report, self.work_dir)
         return self.report

@@ -1,11 +1,12 @@
-"""Model-time latency and peak resident memory of a runner, for benchmark reports."""
+"""Model-time latency, speed ratios measured interleaved, and peak resident memory of a runner,
+for benchmark reports."""
 import ctypes
 import gc
 import os
 import statistics
 import threading
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 
 def latency_stats(run: Callable[[], object], warmup: int = 3, runs: int = 20) -> Dict[str, float]:
@@ -29,6 +30,47 @@ def latency_stats(run: Callable[[], object], warmup: int = 3, runs: int = 20) ->
         'mean_ms': statistics.fmean(times),
         'runs': runs
     }
+
+
+def interleaved_speedups(runs: Dict[str, Callable[[], object]], baseline: str, rounds: int = 7,
+                         calls: int = 1, pause: float = 0.5,
+                         clock: Callable[[], float] = time.perf_counter,
+                         sleep: Callable[[float], None] = time.sleep) -> Dict[str, dict]:
+    """Speed of each runner over ``baseline``, measured in rounds that visit every runner once
+    (the start rotating), so a busy spell slows all of them alike instead of one.
+
+    In each round a runner is timed as the best of ``calls`` calls after a ``pause`` (s; a
+    runtime's threads still spinning would slow the next one). Per runner: ``ratio`` (median
+    over rounds of baseline time / runner time in that round), ``low`` / ``high`` (its smallest
+    and largest), ``median_ms`` and ``rounds``. Call every runner once before (warm-up).
+    """
+    if baseline not in runs:
+        raise KeyError(f'baseline {baseline!r} is not one of the runners {list(runs)}')
+    if rounds < 1 or calls < 1:
+        raise ValueError(f'need rounds >= 1 and calls >= 1, got {rounds} and {calls}')
+    names = list(runs)
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        start = round_index % len(names)
+        for name in names[start:] + names[:start]:
+            sleep(pause)
+            best = float('inf')
+            for _ in range(calls):
+                began = clock()
+                runs[name]()
+                best = min(best, clock() - began)
+            times[name].append(best)
+    result = {}
+    for name in names:
+        ratios = [base / own for base, own in zip(times[baseline], times[name])]
+        result[name] = {
+            'ratio': statistics.median(ratios),
+            'low': min(ratios),
+            'high': max(ratios),
+            'median_ms': 1000.0 * statistics.median(times[name]),
+            'rounds': rounds
+        }
+    return result
 
 
 def resident_bytes() -> int:

@@ -29,6 +29,32 @@ def compare_arrays(reference: np.ndarray, candidate: np.ndarray) -> dict:
     }
 
 
+def centered(logits: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) logits minus each image's per-class spatial mean: what decides between
+    classes pixel by pixel (a random-weight network adds a large per-class constant that makes
+    raw cosine and argmax saturate)."""
+    logits = np.asarray(logits, np.float64)
+    return logits - logits.mean(axis=(2, 3), keepdims=True)
+
+
+def centered_cosine(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """The lowest over images of the cosine between the centred logits of two models."""
+    reference, candidate = centered(reference), centered(candidate)
+    return min(compare_arrays(r, c)['cosine'] for r, c in zip(reference, candidate))
+
+
+def class_iou_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Per-class IoU between two models' predictions (argmax over C of (N, C, H, W) logits),
+    averaged over the classes either predicts, then over images, in %: 100 when both predict
+    the same class everywhere. On random weights pass :func:`centered` logits."""
+    ious = []
+    for r, c in zip(np.asarray(reference).argmax(1), np.asarray(candidate).argmax(1)):
+        per_class = [np.logical_and(r == k, c == k).sum() / np.logical_or(r == k, c == k).sum()
+                     for k in np.union1d(np.unique(r), np.unique(c))]
+        ious.append(np.mean(per_class))
+    return 100.0 * float(np.mean(ious))
+
+
 def _merge(stats: List[dict]) -> dict:
     return {
         'max_abs': max(s['max_abs'] for s in stats),
@@ -103,9 +129,30 @@ def markdown_report(report: dict) -> str:
         lines += [
             '', '## TensorRT engine', '',
             engine.get('status', ''), '', '```',
-            engine.get('trtexec', ''), '```'
+            engine.get('trtexec', ''), engine.get('polygraphy', ''), '```'
         ]
+        lines += _engine_check_lines(engine.get('checks'))
     return '\n'.join(lines) + '\n'
+
+
+def _engine_check_lines(checks: Optional[dict]) -> List[str]:
+    """The built engines at run time: per graph and profile shape, the lowest output cosine
+    against the ONNX as written; INT8 over FP16 speed; how many layers read INT8."""
+    if not checks:
+        return []
+    rows = [(graph, label, f"{min(s['cosine'] for s in outputs.values()):.6f}")
+            for graph, shapes in checks['shapes'].items() for label, outputs in shapes.items()]
+    lines = ['', markdown_table(('graph', 'shape', 'lowest cosine vs ONNX as written'), rows)]
+    for graph, speed in checks['speedup_over_fp16'].items():
+        lines.append(f"- {graph or 'model'}: INT8 {speed['ratio']:.2f}x FP16 "
+                     f"[{speed['low']:.2f}, {speed['high']:.2f}] over {speed['rounds']} rounds")
+    for graph, layers in checks['layers'].items():
+        int8 = sum(any('Int8' in f for f in layer.get('inputs', [])) for layer in layers)
+        lines.append(f"- {graph or 'model'}: {int8} of {len(layers)} engine layers read INT8 "
+                     '(each layer\'s formats in the JSON report)')
+    if checks.get('metrics'):
+        lines += ['', *_metric_tables(checks['metrics'], None)]
+    return lines
 
 
 def _precision_table(rows: List[dict]) -> List[str]:
