@@ -16,7 +16,7 @@ saturates there, the random network predicting one class everywhere). With ``--c
 mIoU against the labels (SceneSeg's pooled class average) too.
 
     python benchmarks/bench_cpu_runtimes.py [--rounds 7] [--images 8] [--calib-images 4]
-        [--config C --checkpoint K] [--only NAME ...] [--output DIR]
+        [--config C --checkpoint K] [--only NAME ...] [--ablate default|all] [--output DIR]
 
 Peers are optional benchmark extras (``pip install -e .[benchmarks]``): a row whose package is
 missing is left out and named.
@@ -35,12 +35,13 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnx_graphsurgeon as gs  # noqa: E402
 import torch  # noqa: E402
+from mmengine.model import BaseModel  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
 from deployment.graph_passes import clean_up_onnx  # noqa: E402
 from deployment.openvino_runtime import OpenVINOModel, import_openvino  # noqa: E402
-from deployment.placement import apply_placement  # noqa: E402
+from deployment.placement import ONNXRUNTIME_PASSES, apply_placement  # noqa: E402
 from deployment.profiling import interleaved_speedups  # noqa: E402
 from deployment.verify import (centered, centered_cosine, class_iou_agreement,  # noqa: E402
                                file_size, write_text_files)
@@ -116,8 +117,9 @@ def export(model, image, path):
             super().__init__()
             self.model = model
 
-        def forward(self, image):
-            return self.model(image, mode='tensor')
+        def forward(self, image):  # an MMEngine model's 'tensor' mode, or the bare network
+            return (self.model(image, mode='tensor')
+                    if isinstance(self.model, BaseModel) else self.model(image))
 
     export_onnx(Logits(), (torch.from_numpy(image), ), path, ['image'], ['logits'], dynamo=False)
 
@@ -162,8 +164,33 @@ class RuntimeModel:
         self.run = lambda image: next(iter(session.run({name: image}).values()))
 
 
-def build_rows(model, calib, work_dir, only):
-    """``{row name: (label, runtime, make_runner)}``, building each artifact once."""
+def without_pass(tensorrt_path, left_out, work_dir, suffix):
+    """The ``onnxruntime`` target's graph with one of its passes left out (the ablation)."""
+    graph = gs.import_onnx(onnx.load(tensorrt_path))
+    for graph_pass in ONNXRUNTIME_PASSES:
+        if graph_pass is not left_out:
+            graph_pass(graph)
+    path = osp.join(work_dir, f'without_{left_out.__name__}{suffix}.onnx')
+    onnx.save(gs.export_onnx(graph), path)
+    return path
+
+
+def ablation_rows(paths, work_dir, suffix):
+    """One row per pass of the ``onnxruntime`` target: the target without it, in ONNX Runtime."""
+    rows = {}
+    for graph_pass in ONNXRUNTIME_PASSES:
+        path = without_pass(paths['tensorrt'], graph_pass, work_dir, suffix)
+        rows[f'without_{graph_pass.__name__}{suffix}'] = (
+            f'`onnxruntime` target{" (every layer INT8)" if suffix else ""} without '
+            f'`{graph_pass.__name__}`', 'ONNX Runtime',
+            (lambda p: lambda: RuntimeModel(p, 'onnxruntime'))(path))
+    return rows
+
+
+def build_rows(model, calib, work_dir, only, ablate=None):
+    """``{row name: (label, runtime, make_runner)}``, building each artifact once; with
+    ``ablate`` ('default' or 'all'), the ``onnxruntime`` target without each of its passes for
+    that skip list."""
     float_path = osp.join(work_dir, 'float.onnx')
     export(model, calib[0], float_path)
     default, every = ours(model, calib, DEFAULT_SKIP_LAYERS, work_dir, ''), None
@@ -182,7 +209,7 @@ def build_rows(model, calib, work_dir, only):
             'ours `openvino` target, default skip list, default rest', 'OpenVINO',
             lambda: RuntimeModel(default['openvino'], 'openvino', '')),
     }
-    if not only or {'ours_onnxruntime_all', 'ours_openvino_all'} & set(only):
+    if not only or ablate == 'all' or {'ours_onnxruntime_all', 'ours_openvino_all'} & set(only):
         every = ours(model, calib, (), work_dir, '_all')
         rows['ours_onnxruntime_all'] = ('ours `onnxruntime` target, every layer INT8',
                                         'ONNX Runtime',
@@ -206,6 +233,11 @@ def build_rows(model, calib, work_dir, only):
             continue
         rows[name] = (label, runtime,
                       (lambda p, k: lambda: RuntimeModel(p, k, ''))(path, kind))
+    if ablate:
+        rows.update(ablation_rows(default if ablate == 'default' else every, work_dir,
+                                  '' if ablate == 'default' else '_all'))
+        if only:
+            only = [*only, *(name for name in rows if name.startswith('without_'))]
     keep = ['float_ort', *(only or [])]
     rows = {name: row for name, row in rows.items() if not only or name in keep}
     return rows, missing
@@ -230,6 +262,9 @@ def main():
     parser.add_argument('--config', help='SceneSeg model config: its network and val images')
     parser.add_argument('--checkpoint', help='float SceneSeg checkpoint; else random weights')
     parser.add_argument('--only', nargs='*', help='row names besides float_ort')
+    parser.add_argument('--ablate', choices=['default', 'all'],
+                        help='add the onnxruntime target without each of its passes, for the '
+                        'default skip list or every layer INT8')
     parser.add_argument('--output', default='work_dirs/bench_cpu_runtimes')
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -245,7 +280,7 @@ def main():
     load_before = os.getloadavg()[0]
     print(f'load before: {load_before:.2f}', flush=True)
     work_dir = tempfile.mkdtemp(prefix='bench_cpu_runtimes_')
-    rows, missing = build_rows(model, calib, work_dir, args.only)
+    rows, missing = build_rows(model, calib, work_dir, args.only, args.ablate)
     runners, outputs = {}, {}
     for name, (label, runtime, make) in tqdm(rows.items(), desc='fidelity'):
         runners[name] = make()

@@ -7,7 +7,7 @@ import torch
 
 from deployment import export_onnx
 from deployment.graph_passes import constant_value, clean_up_onnx
-from deployment.placement import apply_placement
+from deployment.placement import apply_placement, pre_activation_amax
 from projects.Demo import DemoNet
 from quantization import CalibrationManager, QuantRecipe
 
@@ -98,8 +98,9 @@ def test_deconvolution_rewrite_equals_conv_transpose(tmp_path, bias, spatial_siz
 
 @pytest.mark.parametrize('activation', [torch.nn.SiLU, torch.nn.GELU])
 def test_conv_before_silu_or_gelu_gets_an_output_quantizer(activation, tmp_path):
-    """Conv -> SiLU/GELU -> QuantConv: the first Conv's output gets the Q/DQ of the quantizer
-    after the activation, so ONNX Runtime can fuse a QLinearConv; results stay close."""
+    """Conv -> SiLU/GELU -> QuantConv: the first Conv's output gets a Q/DQ pair clipping at the
+    input the activation maps to the next quantizer's amax, so ONNX Runtime can fuse a
+    QLinearConv; results stay close."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1), activation(), torch.nn.Conv2d(8, 4, 3,
@@ -115,14 +116,28 @@ def test_conv_before_silu_or_gelu_gets_an_output_quantizer(activation, tmp_path)
     first_conv = [n for n in graph.nodes if n.op == 'Conv'][0]
     quantize = [c for c in first_conv.outputs[0].outputs if c.op == 'QuantizeLinear']
     assert len(quantize) == 1
+    # The pair clips where the activation reaches the quantizer's amax after it.
     after_activation = model[2].input_quantizer.amax.item()
-    assert float(constant_value(quantize[0].inputs[1])) == pytest.approx(after_activation / 127)
+    pre_amax = float(constant_value(quantize[0].inputs[1])) * 127
+    with torch.no_grad():
+        assert activation()(torch.tensor(pre_amax)).item() == pytest.approx(after_activation,
+                                                                            rel=1e-5)
     onnx.save(gs.export_onnx(graph), placed)
     x = images.numpy()
     reference = ort.InferenceSession(clean).run(None, {'inputs': x})[0]
     result = ort.InferenceSession(placed).run(None, {'inputs': x})[0]
     cosine = (reference * result).sum() / np.linalg.norm(reference) / np.linalg.norm(result)
     assert cosine > 0.999
+
+
+@pytest.mark.parametrize('gate,activation', [('Sigmoid', torch.nn.SiLU()),
+                                             ('Erf', torch.nn.GELU())])
+def test_pre_activation_amax_inverts_the_activation(gate, activation):
+    for amax in (1e-3, 0.05, 1.0, 8.0):
+        x = pre_activation_amax(amax, gate)
+        assert activation(torch.tensor(x, dtype=torch.float64)).item() == pytest.approx(amax)
+    assert pre_activation_amax(1e-3, gate) == pytest.approx(2e-3, rel=5e-3)  # x / 2 near 0
+    assert pre_activation_amax(8.0, gate) == pytest.approx(8.0, rel=2e-3)  # identity far out
 
 
 def test_erf_gelu_becomes_onnxruntime_gelu(tmp_path):
