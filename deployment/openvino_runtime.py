@@ -10,7 +10,7 @@ one line where it is not installed.
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -151,18 +151,73 @@ def _executed_as(node: gs.Node, runtime: List[RuntimeLayer]) -> Optional[Runtime
     return next((layer for layer in by_name if layer in compute), by_name[0] if by_name else None)
 
 
+#: executed nodes that only move, reshape or (re)quantize data between layers
+_PASS_THROUGH_TYPES = ('Reorder', 'Reshape', 'FakeQuantize', 'Transpose', 'Const', 'Input',
+                       'Output')
+
+
+def float_islands(runtime: List[RuntimeLayer], quantize_nodes: Sequence[str] = ()) -> List[str]:
+    """Findings for the executed nodes that compute in float between INT8 layers: fed (through
+    other nodes that are not INT8 layers, up to 8 deep) by an INT8 Convolution / Deconvolution
+    / FullyConnected and feeding one the same way. Each converts INT8 data to float and back
+    (a reformat on every boundary); named by the first ONNX node fused into it. A node made
+    only of ``quantize_nodes`` (the ONNX graph's Q/DQ; OpenVINO runs an unfused one as a
+    float ``Subgraph``) is the boundary itself, not an island."""
+    quantize_nodes = set(quantize_nodes)
+    by_name = {layer.name: layer for layer in runtime}
+    readers: Dict[str, List[RuntimeLayer]] = {}
+    for layer in runtime:
+        for name in layer.input_names:
+            readers.setdefault(name, []).append(layer)
+
+    def int8_compute(layer):
+        return layer.layer_type in COMPUTE_LAYER_TYPES and layer.precision in INT8_PRECISIONS
+
+    def reaches(start, step, hops: int = 8) -> Optional[RuntimeLayer]:
+        frontier = step(start)
+        for _ in range(hops):
+            found = next((layer for layer in frontier if int8_compute(layer)), None)
+            if found or not frontier:
+                return found
+            frontier = [n for layer in frontier if layer.layer_type != 'Output'
+                        for n in step(layer)]
+        return None
+
+    def producers(layer):
+        return [by_name[n] for n in layer.input_names if n in by_name]
+
+    def consumers(layer):
+        return readers.get(layer.name, [])
+
+    findings = []
+    for layer in runtime:
+        if (layer.layer_type in _PASS_THROUGH_TYPES or layer.layer_type in COMPUTE_LAYER_TYPES
+                or layer.precision in INT8_PRECISIONS
+                or set(layer.original_names or [layer.name]) <= quantize_nodes):
+            continue
+        before, after = reaches(layer, producers), reaches(layer, consumers)
+        if before and after:
+            name = layer.original_names[0] if layer.original_names else layer.name
+            findings.append(f'{name}: [float-island] {layer.layer_type} runs in '
+                            f'{layer.precision} between INT8 layers {before.name} and '
+                            f'{after.name}')
+    return findings
+
+
 def precision_report(onnx_path: str, runtime: List[RuntimeLayer],
                      layer_names: Dict[str, str]) -> dict:
     """The kernel and precision every weight layer of ``onnx_path`` ran with, by our layer name.
 
-    Returns ``{'layers': [row, ...], 'lint': [finding, ...]}``. A row holds ``layer`` (our name,
+    Returns ``{'layers': [row, ...], 'lint': [finding, ...], 'float_islands': [finding, ...]}``
+    (:func:`float_islands`). A row holds ``layer`` (our name,
     else the ONNX node's), ``onnx_node``, ``op``, ``quantized`` (INT8 weight in the graph: meant
     to run INT8), ``runtime_layer``, ``layer_type``, ``kernel``, ``precision`` (the kernel's),
     ``runtime_precision`` and ``int8`` (ran INT8). A quantized layer that does not run INT8, or
     is in no executed node, is a finding.
     """
     rows, lint = [], []
-    for node in gs.import_onnx(onnx.load(onnx_path)).nodes:
+    graph = gs.import_onnx(onnx.load(onnx_path))
+    for node in graph.nodes:
         if node.op not in WEIGHT_LAYERS:
             continue
         layer = layer_names.get(node.name, node.name)
@@ -187,4 +242,7 @@ def precision_report(onnx_path: str, runtime: List[RuntimeLayer],
         elif quantized and not int8:
             lint.append(f'{layer}: [float-layer] quantized {node.op} runs in {ran.precision} '
                         f'({ran.layer_type}, kernel {ran.kernel}), not INT8')
-    return {'layers': rows, 'lint': lint}
+    quantize_nodes = [n.name for n in graph.nodes
+                      if n.op in ('QuantizeLinear', 'DequantizeLinear')]
+    return {'layers': rows, 'lint': lint,
+            'float_islands': float_islands(runtime, quantize_nodes)}

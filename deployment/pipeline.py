@@ -239,13 +239,15 @@ class DeployPipeline:
 
     def _precision(self, models: Dict[str, OpenVINOModel], onnx_paths: Dict[str, str]) -> dict:
         """Every weight layer's kernel and precision as OpenVINO runs it, by our layer name; a
-        quantized layer not running INT8 is a lint finding."""
+        quantized layer not running INT8 and a float island between INT8 layers are lint
+        findings."""
         layers, lint = [], []
         for graph, path in onnx_paths.items():
             report = precision_report(path, models[graph].runtime_layers(),
                                       self.layer_names[graph])
             layers += [{'graph': graph, **row} for row in report['layers']]
-            lint += [f'{graph + ": " if graph else ""}{finding}' for finding in report['lint']]
+            lint += [f'{graph + ": " if graph else ""}{finding}'
+                     for finding in report['lint'] + report['float_islands']]
         return {'precision': layers, 'lint': lint}
 
     def _metrics(self, model: nn.Module, batches: List[tuple], runners: Dict[str, dict]) -> dict:

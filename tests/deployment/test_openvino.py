@@ -158,3 +158,24 @@ def test_openvino_placement_keeps_signed_convtranspose_input_int8(tmp_path):
         ran[name] = (zero_point.dtype, row['precision'])
     # With zero-point 128 OpenVINO has no INT8 ConvTranspose and falls back to f32.
     assert ran == {'openvino': (np.int8, 'i8'), 'all uint8': (np.uint8, 'f32')}
+
+
+def test_a_float_op_between_int8_convs_is_a_float_island(tmp_path):
+    """INT8 Conv -> Sin (no INT8 kernel) -> Q/DQ -> INT8 Conv: Sin is reported by name."""
+    rng = np.random.default_rng(0)
+    x = gs.Variable('x', np.float32, (1, 8, 8, 8))
+    nodes, data = [], x
+    for k in range(2):
+        weight = (rng.normal(size=(8, 8, 3, 3)) * 0.1).astype(np.float32)
+        w_dq = qdq(nodes, gs.Constant(f'w{k}', weight), np.abs(weight).reshape(8, -1).max(1) / 127,
+                   axis=0, name=f'w{k}')
+        out = gs.Variable(f'conv{k}_out', np.float32)
+        nodes.append(gs.Node('Conv', f'conv{k}', {'pads': [1, 1, 1, 1]},
+                             [qdq(nodes, data, 0.05, name=f'in{k}'), w_dq], [out]))
+        if k == 0:
+            data = gs.Variable('sin_out', np.float32)
+            nodes.append(gs.Node('Sin', 'sin', {}, [out], [data]))
+    path = str(tmp_path / 'island.onnx')
+    onnx.save(gs.export_onnx(gs.Graph(nodes=nodes, inputs=[x], outputs=[out], opset=17)), path)
+    report = precision_report(path, OpenVINOModel(path).runtime_layers(), {})
+    assert report['lint'] == [] and [f.split(':')[0] for f in report['float_islands']] == ['sin']
