@@ -156,14 +156,17 @@ _PASS_THROUGH_TYPES = ('Reorder', 'Reshape', 'FakeQuantize', 'Transpose', 'Const
                        'Output')
 
 
-def float_islands(runtime: List[RuntimeLayer], quantize_nodes: Sequence[str] = ()) -> List[str]:
+def float_islands(runtime: List[RuntimeLayer], onnx_nodes: Sequence[str] = (),
+                  quantize_nodes: Sequence[str] = ()) -> List[str]:
     """Findings for the executed nodes that compute in float between INT8 layers: fed (through
     other nodes that are not INT8 layers, up to 8 deep) by an INT8 Convolution / Deconvolution
     / FullyConnected and feeding one the same way. Each converts INT8 data to float and back
-    (a reformat on every boundary); named by the first ONNX node fused into it. A node made
-    only of ``quantize_nodes`` (the ONNX graph's Q/DQ; OpenVINO runs an unfused one as a
-    float ``Subgraph``) is the boundary itself, not an island."""
-    quantize_nodes = set(quantize_nodes)
+    (a reformat on every boundary); named by the first of ``onnx_nodes`` fused into it, else as
+    the OpenVINO op after its INT8 producer (one OpenVINO adds, such as the dequantizing
+    Multiply of an INT8 Conv read by float and INT8 layers alike, has a name that changes from
+    compile to compile). A node made only of ``quantize_nodes`` (the ONNX graph's Q/DQ;
+    OpenVINO runs an unfused one as a float ``Subgraph``) is the boundary itself."""
+    onnx_nodes, quantize_nodes = set(onnx_nodes), set(quantize_nodes)
     by_name = {layer.name: layer for layer in runtime}
     readers: Dict[str, List[RuntimeLayer]] = {}
     for layer in runtime:
@@ -197,7 +200,8 @@ def float_islands(runtime: List[RuntimeLayer], quantize_nodes: Sequence[str] = (
             continue
         before, after = reaches(layer, producers), reaches(layer, consumers)
         if before and after:
-            name = layer.original_names[0] if layer.original_names else layer.name
+            name = next((n for n in layer.original_names if n in onnx_nodes),
+                        f'OpenVINO {layer.layer_type} after {before.name}')
             findings.append(f'{name}: [float-island] {layer.layer_type} runs in '
                             f'{layer.precision} between INT8 layers {before.name} and '
                             f'{after.name}')
@@ -245,4 +249,5 @@ def precision_report(onnx_path: str, runtime: List[RuntimeLayer],
     quantize_nodes = [n.name for n in graph.nodes
                       if n.op in ('QuantizeLinear', 'DequantizeLinear')]
     return {'layers': rows, 'lint': lint,
-            'float_islands': float_islands(runtime, quantize_nodes)}
+            'float_islands': float_islands(runtime, [n.name for n in graph.nodes],
+                                           quantize_nodes)}

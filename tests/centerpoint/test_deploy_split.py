@@ -61,7 +61,9 @@ def test_split_deploy_from_config(tiny, tmp_path):
     # OpenVINO: the same three layers in f32, every other one INT8, named as in the model; its
     # INT8 kernels run the placed graph as written and score what PyTorch fake-quant scores.
     openvino = report['targets']['openvino']
-    assert openvino['lint'] == []
+    # No quantized layer off INT8; a float island may remain where the shared conv's INT8
+    # output is dequantized for the float heads and the INT8 ones alike.
+    assert not [finding for finding in openvino['lint'] if '[float-island]' not in finding]
     layers = {row['layer']: row for row in openvino['precision']}
     assert {name for name, row in layers.items() if not row['quantized']} == {
         'pts_bbox_head.task_heads.0.reg.0.conv', 'pts_bbox_head.task_heads.0.reg.1',
