@@ -29,6 +29,10 @@ class QuantDescriptor:
         amax (float, optional): Fixed amax; a quantizer with one needs no calibration.
             Defaults to None.
         num_bins (int): Histogram bins for ``calib_method='histogram'``. Defaults to 2048.
+        skip_zeros (bool): Leave exact zeros out of the histogram (pytorch-quantization's
+            ``skip_zeros``): the range search then fits the values a sparse input carries (a
+            BEV canvas of empty pillars, post-ReLU zeros), which any grid represents exactly.
+            Defaults to False.
     """
 
     num_bits: int = 8
@@ -38,6 +42,7 @@ class QuantDescriptor:
     calib_method: str = 'max'
     amax: Optional[float] = None
     num_bins: int = 2048
+    skip_zeros: bool = False
 
     def __post_init__(self):
         if not isinstance(self.num_bits, int) or not 2 <= self.num_bits <= 16:
@@ -56,6 +61,9 @@ class QuantDescriptor:
         if not isinstance(self.num_bins, int) or self.num_bins < 16:
             raise ValueError(
                 f'QuantDescriptor: num_bins must be an int >= 16, got {self.num_bins!r}')
+        if self.skip_zeros and self.calib_method != 'histogram':
+            raise ValueError('QuantDescriptor: skip_zeros needs calib_method="histogram" (a '
+                             'running maximum does not see zeros anyway)')
 
     @property
     def quant_max(self) -> int:

@@ -63,7 +63,8 @@ class TensorQuantizer(nn.Module):
         if desc.calib_method == 'max':
             self._calibrator = MaxCalibrator(axis=desc.axis)
         else:
-            self._calibrator = HistogramCalibrator(desc.num_bins, desc.num_bits, desc.unsigned)
+            self._calibrator = HistogramCalibrator(desc.num_bins, desc.num_bits, desc.unsigned,
+                                                   desc.skip_zeros)
         self.register_buffer('amax', torch.empty(0))
         self.register_buffer('scale', torch.ones(()), persistent=False)
         self.register_buffer('zero_point', torch.zeros((), dtype=torch.int32), persistent=False)

@@ -37,12 +37,16 @@ class HistogramCalibrator:
         num_bins (int): Bins of the histogram. Defaults to 2048.
         num_bits (int): Bits of the target grid (for MSE / entropy). Defaults to 8.
         unsigned (bool): Whether the target grid is unsigned. Defaults to False.
+        skip_zeros (bool): Leave exact zeros out (see :class:`QuantDescriptor`). Defaults to
+            False.
     """
 
-    def __init__(self, num_bins: int = 2048, num_bits: int = 8, unsigned: bool = False):
+    def __init__(self, num_bins: int = 2048, num_bits: int = 8, unsigned: bool = False,
+                 skip_zeros: bool = False):
         self.num_bins = num_bins
         self.num_bits = num_bits
         self.unsigned = unsigned
+        self.skip_zeros = skip_zeros
         self.reset()
 
     def reset(self):
@@ -74,6 +78,8 @@ class HistogramCalibrator:
     def collect(self, x: torch.Tensor):
         """Add |x| of a batch (any shape) to the histogram, growing its range when needed."""
         abs_x = x.detach().abs().flatten().float()
+        if self.skip_zeros:
+            abs_x = abs_x[abs_x != 0]
         x_max = abs_x.max().item() if abs_x.numel() else 0.0
         needed_exp = width_exp_for(x_max, self.num_bins)
         if self.calib_hist is None:

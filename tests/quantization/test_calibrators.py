@@ -113,3 +113,35 @@ def test_amax_for_60_quantizers_is_fast_enough_to_be_vectorised():
     calib.collect(torch.randn(100_000))
     for method in ('percentile', 'mse', 'entropy'):
         assert calib.compute_amax(method).item() > 0
+
+
+@pytest.mark.parametrize('method', ['percentile', 'mse', 'entropy'])
+def test_skip_zeros_fits_the_values_a_sparse_tensor_carries(method):
+    """A BEV-like input, 95 % exact zeros: with skip_zeros the histogram, and every amax from
+    it, equals that of the non-zero values alone; without it the zeros pull a percentile in."""
+    torch.manual_seed(3)
+    values = torch.randn(20_000).abs() * 3 + 0.1
+    sparse = torch.zeros(400_000)
+    sparse[torch.randperm(400_000)[:20_000]] = values
+    kwargs = {'percentile': 99.0} if method == 'percentile' else {}
+    skipping = HistogramCalibrator(num_bins=512, skip_zeros=True)
+    skipping.collect(sparse)
+    nonzero_only = HistogramCalibrator(num_bins=512)
+    nonzero_only.collect(values)
+    assert torch.equal(skipping.calib_hist, nonzero_only.calib_hist)
+    amax = skipping.compute_amax(method, **kwargs).item()
+    assert amax == nonzero_only.compute_amax(method, **kwargs).item()
+    if method == 'percentile':  # 3|N(0,1)| + 0.1: the 99th percentile is 3 * 2.5758 + 0.1
+        assert amax == pytest.approx(7.83, abs=0.07)
+        counting_zeros = HistogramCalibrator(num_bins=512)
+        counting_zeros.collect(sparse)
+        # with the zeros, the top 1 % is the top 20 % of the values: 3 * 1.2816 + 0.1
+        assert counting_zeros.compute_amax(method, **kwargs).item() == pytest.approx(
+            3.94, abs=0.07)
+
+
+def test_skip_zeros_needs_a_histogram():
+    from quantization import QuantDescriptor
+    with pytest.raises(ValueError, match='skip_zeros needs calib_method="histogram"'):
+        QuantDescriptor(skip_zeros=True)
+    assert QuantDescriptor(calib_method='histogram', skip_zeros=True).to_dict()['skip_zeros']
