@@ -27,6 +27,7 @@ import apis  # noqa: E402
 from apis.tool import ToolArgumentParser, run_tool  # noqa: E402
 from apis.user_input import check_positive  # noqa: E402
 from deployment import OnnxRuntimeModel  # noqa: E402
+from deployment.openvino_runtime import OpenVINOModel  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
 from projects.Demo.adapter import DEMONET  # noqa: E402
 from projects.Demo.metric import ShapeAccuracy  # noqa: E402
@@ -150,20 +151,25 @@ def demo(args):
     rows.append(row('QAT (PyTorch fake-quant)', qat.intervals, qat.name, qat_logits, float_logits,
                     f'{QAT_EPOCHS} epochs, lr 10x below float'))
 
-    step('deploy: the QAT checkpoint to float and Q/DQ ONNX, verified in ONNX Runtime')
+    step('deploy: the QAT checkpoint to float and Q/DQ ONNX and OpenVINO IR, verified')
     deploy_dir = osp.join(args.work_dir, 'deploy')
     deployed = apis.deploy(DEPLOY_CONFIG, CONFIG, qat.checkpoint, deploy_dir)
-    onnx_logits = {}
-    for target in ('tensorrt', 'onnxruntime'):
-        session = OnnxRuntimeModel(deployed['artifacts'][f'int8_{target}.onnx']['path'])
-        onnx_logits[target] = logits_of(lambda x: session.run({'inputs': x.numpy()})['logits'],
-                                        val_loader)
+    artifacts = deployed['artifacts']
+    runtimes = {  # target: (its runtime's model, the runtime's name)
+        'tensorrt': (OnnxRuntimeModel(artifacts['int8_tensorrt.onnx']['path']), 'ONNX Runtime'),
+        'onnxruntime': (OnnxRuntimeModel(artifacts['int8_onnxruntime.onnx']['path']),
+                        'ONNX Runtime'),
+        'openvino': (OpenVINOModel(artifacts['int8_openvino.xml']['path']), 'OpenVINO')
+    }
+    onnx_logits = {
+        target: logits_of(lambda x, m=model: m.run({'inputs': x.numpy()})['logits'], val_loader)
+        for target, (model, _) in runtimes.items()}
     versus_qat = bootstrap({'PyTorch QAT': correctness(qat_logits, labels),
                             **{t: correctness(v, labels) for t, v in onnx_logits.items()}},
                            [METRIC], reference='PyTorch QAT')
     for target, logits in onnx_logits.items():
         rows.append(
-            row(f'QAT, `{target}` Q/DQ ONNX in ONNX Runtime', versus_qat, target, logits,
+            row(f'QAT, `{target}` target in {runtimes[target][1]}', versus_qat, target, logits,
                 float_logits,
                 f'max abs logit error vs PyTorch QAT {(logits - qat_logits).abs().max():.2e}'))
 
