@@ -1,0 +1,60 @@
+"""choose_amax_methods against a second implementation: each layer's output error per method
+computed by hand with F.conv2d on fake-quantized inputs and weights."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from quantization import CalibrationManager, QuantRecipe
+from quantization.method_choice import choose_amax_methods
+
+METHODS = ('max', 'percentile', 'mse', 'entropy')
+
+
+def fake_quant(x, amax, axis=None):
+    if axis is None:
+        return torch.fake_quantize_per_tensor_affine(x, float(amax) / 127, 0, -127, 127)
+    scale = (amax / 127).flatten().float()
+    return torch.fake_quantize_per_channel_affine(x, scale, torch.zeros_like(scale).int(),
+                                                  axis, -127, 127)
+
+
+def test_each_layer_gets_the_method_with_the_smallest_output_error():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, 4, 3, padding=1)).eval()
+    weights = [(model[i].weight.detach().clone(), model[i].bias.detach().clone()) for i in (0, 2)]
+    QuantRecipe(fuse_relu=False).apply(model)
+    # rare huge outliers: max's grid is then too coarse for everything else in the first layer
+    batches = [torch.randn(4, 3, 16, 16) * (1 + 300 * (torch.rand(4, 3, 16, 16) > 0.9995))
+               for _ in range(3)]
+    CalibrationManager(model, progress=False).calibrate(batches, 3, 'max')
+    choices = {c.layer: c for c in choose_amax_methods(model, batches, 2, METHODS,
+                                                       percentile=99.9)}
+    assert set(choices) == {'0', '2'}
+    with torch.no_grad():
+        layer_inputs = {'0': batches[:2],
+                        '2': [F.relu(F.conv2d(x, *weights[0], padding=1)) for x in batches[:2]]}
+    for index, name in ((0, '0'), (2, '2')):
+        weight, bias = weights[index // 2]
+        quantizer = model[index].input_quantizer
+        w_q = fake_quant(weight, model[index].weight_quantizer.amax, axis=0)
+        expected = {}
+        for method in METHODS:
+            kwargs = {'percentile': 99.9} if method == 'percentile' else {}
+            amax = quantizer._calibrator.compute_amax(method, **kwargs)
+            squared, count = 0.0, 0
+            for x in layer_inputs[name]:
+                want = F.conv2d(x, weight, bias, padding=1)
+                got = F.conv2d(fake_quant(x, amax), w_q, bias, padding=1)
+                squared += float(((got - want)**2).sum())
+                count += want.numel()
+            expected[method] = squared / count
+        assert choices[name].errors == pytest.approx(expected, rel=1e-4)
+        best = min(METHODS, key=lambda m: expected[m])
+        assert choices[name].method == best
+        kwargs = {'percentile': 99.9} if best == 'percentile' else {}
+        assert quantizer.amax.item() == quantizer._calibrator.compute_amax(best, **kwargs).item()
+    assert choices['0'].method != 'max' and choices['0'].errors['max'] > 2 * min(
+        choices['0'].errors.values())
+    with pytest.raises(ValueError, match="unknown amax methods \\['kl'\\]"):
+        choose_amax_methods(model, batches, 1, ('kl', ))
