@@ -39,9 +39,8 @@ from mmengine.model import BaseModel  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from deployment import OnnxRuntimeModel, export_onnx  # noqa: E402
-from deployment.graph_passes import clean_up_onnx  # noqa: E402
 from deployment.openvino_runtime import OpenVINOModel, import_openvino  # noqa: E402
-from deployment.placement import ONNXRUNTIME_PASSES, apply_placement  # noqa: E402
+from deployment.placement import ONNXRUNTIME_PASSES, write_target_onnx  # noqa: E402
 from deployment.profiling import interleaved_speedups  # noqa: E402
 from deployment.verify import (centered, centered_cosine, class_iou_agreement,  # noqa: E402
                                file_size, write_text_files)
@@ -100,14 +99,8 @@ def ours(model, calib, skip_layers, work_dir, suffix):
         [torch.from_numpy(image) for image in calib], len(calib), method='mse')
     raw = osp.join(work_dir, f'qdq_raw{suffix}.onnx')
     export(quantized, calib[0], raw)
-    paths = {}
-    for target in ('tensorrt', 'onnxruntime', 'openvino'):
-        paths[target] = osp.join(work_dir, f'{target}{suffix}.onnx')
-        clean_up_onnx(raw, paths[target])
-        graph = gs.import_onnx(onnx.load(paths[target]))
-        apply_placement(graph, target)
-        onnx.save(gs.export_onnx(graph), paths[target])
-    return paths
+    return {target: write_target_onnx(raw, osp.join(work_dir, f'{target}{suffix}.onnx'), target)
+            for target in ('tensorrt', 'onnxruntime', 'openvino')}
 
 
 def export(model, image, path):

@@ -16,8 +16,6 @@ from itertools import islice
 from typing import Dict, List, Tuple, Union
 
 import numpy as np
-import onnx
-import onnx_graphsurgeon as gs
 import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
@@ -30,15 +28,14 @@ from quantization import (build_recipe, load_model_checkpoint, quantize_and_cali
                           save_quantized_checkpoint)
 from quantization.bootstrap import DEFAULT_ROUNDS, bootstrap
 from quantization.evaluation import FrameResults, frame_results
-from quantization.fileio import atomic_output, check_output_dir
+from quantization.fileio import check_output_dir
 from quantization.toggle import enabled_state, restore_enabled_state, set_all_quantizers
 from .exporters import GraphSpec, build_exporter
-from .graph_passes import clean_up_onnx
 from .layer_names import parameter_names, weight_layer_names
 from .onnx_export import export_onnx
 from .openvino_runtime import OpenVINOModel, import_openvino, precision_report, save_ir
 from .ort_runner import OnnxRuntimeModel
-from .placement import TARGETS, apply_placement
+from .placement import TARGETS, write_target_onnx
 from .profiling import interleaved_speedups
 from .tensorrt_builder import (TensorRTEngine, TensorRTUnavailable, build_engine, import_tensorrt,
                                polygraphy_command, profile_inputs, trtexec_command)
@@ -148,21 +145,7 @@ class DeployPipeline:
 
     def target_onnx(self, raw_path: str, target: str, graph: str) -> str:
         name = artifact_name(f'int8_{target}', graph)
-        path = osp.join(self.work_dir, name)
-        clean_up_onnx(raw_path, path)
-        if target != 'tensorrt':
-            cleaned = onnx.load(path)
-            graph_ir = gs.import_onnx(cleaned)
-            apply_placement(graph_ir, target)
-            placed = gs.export_onnx(graph_ir)
-            # the exported opsets, plus the domains the placement added (com.microsoft)
-            opsets = {o.domain: o for o in placed.opset_import}
-            opsets.update({o.domain: o for o in cleaned.opset_import})
-            del placed.opset_import[:]
-            placed.opset_import.extend(opsets.values())
-            onnx.checker.check_model(placed)
-            with atomic_output(path, '.onnx') as tmp_path:
-                onnx.save(placed, tmp_path)
+        path = write_target_onnx(raw_path, osp.join(self.work_dir, name), target)
         self.report['artifacts'][name] = {'path': path, 'size_bytes': file_size(path)}
         return path
 

@@ -47,10 +47,12 @@ import math
 from typing import Optional, Tuple
 
 import numpy as np
+import onnx
 import onnx_graphsurgeon as gs
 
+from quantization.fileio import atomic_output
 from quantization.tensor_quant import dequantize_np, grid_max, unsigned_scale
-from .graph_passes import constant_value
+from .graph_passes import clean_up_onnx, constant_value
 
 TARGETS = ('tensorrt', 'onnxruntime', 'openvino')
 
@@ -400,3 +402,23 @@ def apply_placement(graph: gs.Graph, target: str) -> int:
     if target == 'openvino':
         return to_uint8_activations(graph, signed_kept_for=('ConvTranspose', ))
     return sum(graph_pass(graph) for graph_pass in ONNXRUNTIME_PASSES)
+
+
+def write_target_onnx(raw_path: str, path: str, target: str) -> str:
+    """The exported Q/DQ ONNX ``raw_path`` cleaned up and placed for ``target``, checked and
+    written atomically to ``path`` (opsets kept, plus the domains the placement adds)."""
+    clean_up_onnx(raw_path, path)
+    if target == 'tensorrt':
+        return path
+    cleaned = onnx.load(path)
+    graph = gs.import_onnx(cleaned)
+    apply_placement(graph, target)
+    placed = gs.export_onnx(graph)
+    opsets = {o.domain: o for o in placed.opset_import}
+    opsets.update({o.domain: o for o in cleaned.opset_import})
+    del placed.opset_import[:]
+    placed.opset_import.extend(opsets.values())
+    onnx.checker.check_model(placed)
+    with atomic_output(path, '.onnx') as tmp_path:
+        onnx.save(placed, tmp_path)
+    return path

@@ -12,24 +12,14 @@ import torch
 
 from deployment import OnnxRuntimeModel, export_onnx
 from deployment.exporters import TensorModeWrapper
-from deployment.graph_passes import clean_up_onnx
 from deployment.layer_names import parameter_names, weight_layer_names
 from deployment.openvino_runtime import OpenVINOModel, precision_report, save_ir
-from deployment.placement import apply_placement, to_uint8_activations
+from deployment.placement import apply_placement, to_uint8_activations, write_target_onnx
 from projects.Demo import DemoNet
 from quantization import CalibrationManager, QuantRecipe
 from tests.deployment.test_graph_passes_and_lint import conv_graph, qdq
 
 openvino = pytest.importorskip('openvino', reason='the openvino extra is not installed')
-
-
-def placed(src: str, dst: str, target: str) -> str:
-    """``src`` cleaned up and placed for ``target``, as the deploy pipeline writes it."""
-    clean_up_onnx(src, dst)
-    graph = gs.import_onnx(onnx.load(dst))
-    apply_placement(graph, target)
-    onnx.save(gs.export_onnx(graph), dst)
-    return dst
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,7 +56,7 @@ def test_layer_names_are_the_model_module_paths(demo):
 
 
 def test_precision_report_names_every_layer_and_the_planted_float_layer(demo):
-    onnx_path = placed(demo['raw'], str(demo['folder'] / 'ov.onnx'), 'openvino')
+    onnx_path = write_target_onnx(demo['raw'], str(demo['folder'] / 'ov.onnx'), 'openvino')
     xml = save_ir(onnx_path, str(demo['folder'] / 'ov.xml'))
     report = precision_report(onnx_path, OpenVINOModel(xml).runtime_layers(), demo['names'])
     rows = {row['layer']: row for row in report['layers']}
@@ -86,7 +76,7 @@ def test_precision_report_names_every_layer_and_the_planted_float_layer(demo):
 
 
 def test_ir_runs_the_graph_as_written_and_is_saved_atomically(demo, monkeypatch):
-    onnx_path = placed(demo['raw'], str(demo['folder'] / 'as_written.onnx'), 'openvino')
+    onnx_path = write_target_onnx(demo['raw'], str(demo['folder'] / 'as_written.onnx'), 'openvino')
     xml = str(demo['folder'] / 'as_written.xml')
     save_ir(onnx_path, xml)
     assert sorted(n for n in os.listdir(demo['folder']) if n.startswith('as_written')) == [
