@@ -16,6 +16,8 @@ import torch
 #: amax at or below this is a dead channel (all its values are ~0). Its scale is computed from
 #: an amax of 1.0 instead, so the scale is never 0 and its values still quantize to 0.
 DEAD_AMAX = 1e-12
+#: A learned amax (:func:`fake_quant_learned_amax`) is kept at or above this.
+MIN_LEARNED_AMAX = 1e-6
 
 
 def grid_max(num_bits: int, unsigned: bool = False) -> int:
@@ -62,6 +64,59 @@ def fake_quant(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, a
         out = torch.fake_quantize_per_channel_affine(x, scale, zero_point, axis % x.dim(),
                                                      quant_min, quant_max)
     return out if in_dtype == torch.float32 else out.to(in_dtype)
+
+
+class _LearnedAmaxFakeQuant(torch.autograd.Function):
+    """Fake quantization with gradients for ``x`` and ``amax`` (LSQ, Esser et al. 2020)."""
+
+    @staticmethod
+    def forward(ctx, x, amax, axis, quant_min, quant_max, grad_scale):
+        shape = [1] * x.dim()
+        if axis is not None:
+            shape[axis] = -1
+        scale = (amax.clamp_min(MIN_LEARNED_AMAX) / quant_max).reshape(shape)
+        ratio = x / scale
+        rounded = torch.round(ratio)
+        inside = (rounded >= quant_min) & (rounded <= quant_max)
+        quantized = rounded.clamp(quant_min, quant_max)
+        ctx.save_for_backward(inside, quantized - torch.where(inside, ratio, 0))
+        ctx.reduce_dims = [d for d in range(x.dim()) if shape[d] == 1]
+        ctx.amax_shape, ctx.quant_max, ctx.grad_scale = amax.shape, quant_max, grad_scale
+        return quantized * scale
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        inside, d_out_d_scale = ctx.saved_tensors
+        grad_x = grad_out * inside
+        grad_scale = (grad_out * d_out_d_scale).sum(dim=ctx.reduce_dims)
+        grad_amax = grad_scale.reshape(ctx.amax_shape) * (ctx.grad_scale / ctx.quant_max)
+        return grad_x, grad_amax, None, None, None, None
+
+
+def fake_quant_learned_amax(x: torch.Tensor, amax: torch.Tensor, axis: Optional[int],
+                            quant_min: int, quant_max: int) -> torch.Tensor:
+    """:func:`fake_quant` with ``scale = amax / quant_max`` and a gradient for ``amax`` (LSQ).
+
+    ``d out / d scale`` is ``round(x / scale) - x / scale`` inside the grid and the clipping
+    bound (``quant_min`` or ``quant_max``) outside; ``x`` gets the straight-through gradient of
+    :func:`fake_quant`. amax's gradient is scaled by ``1 / sqrt(x.numel() * quant_max)``, as in
+    LSQ and torch's ``_LearnableFakeQuantize``, so a range moves at a pace independent of the
+    tensor's size.
+
+    Args:
+        x (Tensor): Any shape, float32.
+        amax (Tensor): () per tensor or (x.shape[axis],) per channel; in input units, used
+            from :data:`MIN_LEARNED_AMAX` up.
+        axis (int, optional): Channel axis, None for per tensor.
+        quant_min (int): Smallest integer of the grid.
+        quant_max (int): Largest integer of the grid.
+
+    Returns:
+        Tensor: ``clamp(round(x / scale), quant_min, quant_max) * scale``, x's shape.
+    """
+    axis = None if axis is None else axis % x.dim()
+    grad_scale = 1.0 / float(x.numel() * quant_max)**0.5
+    return _LearnedAmaxFakeQuant.apply(x, amax, axis, quant_min, quant_max, grad_scale)
 
 
 def quantize_dequantize(x: torch.Tensor, scale: torch.Tensor, quant_min: int,

@@ -6,7 +6,8 @@ from torch import nn
 
 from .calib import HistogramCalibrator, MaxCalibrator
 from .descriptor import QUANT_DESC_8BIT_PER_TENSOR, QuantDescriptor, as_descriptor
-from .tensor_quant import fake_quant, reduce_amax, scale_from_amax
+from .tensor_quant import (MIN_LEARNED_AMAX, fake_quant, fake_quant_learned_amax, reduce_amax,
+                           scale_from_amax)
 
 
 #: What a quantizer quantizes (:attr:`TensorQuantizer.role`).
@@ -23,6 +24,11 @@ class TensorQuantizer(nn.Module):
     stays. The enable flag is a Python bool (:attr:`is_enabled`), so forward never reads a
     tensor to branch; the state_dict carries it as the bool tensor ``enabled``, so skip lists
     survive checkpoints.
+
+    ``learn_amax()`` (pytorch-quantization's ``learn_amax``) turns amax into an ``nn.Parameter``
+    of the same name and shape, trained by the optimizer with the LSQ gradient of
+    :func:`~quantization.tensor_quant.fake_quant_learned_amax`; the state_dict key stays
+    ``amax``, so checkpoints and export treat a learned amax like a calibrated one.
 
     Modes, as in pytorch-quantization: ``enable_calib()`` feeds every forward input to the
     calibrator; ``enable_quant()`` fake-quantizes it; ``disable()`` makes the quantizer an
@@ -100,6 +106,23 @@ class TensorQuantizer(nn.Module):
         return self._enabled and self._if_calib
 
     @property
+    def learns_amax(self) -> bool:
+        """Whether amax is a trained ``nn.Parameter`` (:meth:`learn_amax`)."""
+        return isinstance(self.amax, nn.Parameter)
+
+    def learn_amax(self) -> nn.Parameter:
+        """Make amax a trained Parameter (same key, shape and value) and return it, for the
+        optimizer. Needs amax set (calibrate first); range tracking stops."""
+        if not self.has_amax:
+            raise RuntimeError(f'{self.name}: learn_amax needs amax set; calibrate first')
+        if not self.learns_amax:
+            value = self.amax.detach().clone()
+            del self._buffers['amax']
+            self.amax = nn.Parameter(value)
+        self.amax_momentum = None
+        return self.amax
+
+    @property
     def has_amax(self) -> bool:
         """Whether amax is set (by calibration, a descriptor or a loaded state_dict)."""
         return self.amax.numel() > 0
@@ -126,7 +149,11 @@ class TensorQuantizer(nn.Module):
         buffer stay valid), as a new tensor on the buffer's device otherwise."""
         buffer = getattr(self, name)
         if buffer.shape == value.shape:
-            buffer.copy_(value)
+            with torch.no_grad():
+                buffer.copy_(value)
+        elif isinstance(buffer, nn.Parameter):
+            raise ValueError(f'{self.name}: a learned {name} of shape {tuple(buffer.shape)} '
+                             f'cannot take shape {tuple(value.shape)}')
         else:
             setattr(self, name, value.to(device=buffer.device, dtype=buffer.dtype))
 
@@ -162,8 +189,12 @@ class TensorQuantizer(nn.Module):
             raise ValueError(f'{self.name}: {err}') from err
 
     def reset_amax(self):
-        """Forget amax; quantizing again needs calibration."""
-        self.amax = torch.empty(0, device=self.amax.device)
+        """Forget amax (a learned one becomes a buffer again); quantizing again needs
+        calibration."""
+        device = self.amax.device
+        if self.learns_amax:
+            del self._parameters['amax']
+        self.register_buffer('amax', torch.empty(0, device=device))
 
     # ----------------------------------------------------------------- state
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -182,7 +213,8 @@ class TensorQuantizer(nn.Module):
             # () per tensor, (C,) per channel, whatever dimensions the file kept
             saved_amax = saved_amax.reshape(() if self.quant_desc.axis is None else (-1, ))
             state_dict[prefix + 'amax'] = saved_amax
-        if isinstance(saved_amax, torch.Tensor) and saved_amax.shape != self.amax.shape:
+        if (isinstance(saved_amax, torch.Tensor) and saved_amax.shape != self.amax.shape
+                and not self.learns_amax):  # a learned amax reports the mismatch itself
             self.amax = torch.empty(saved_amax.shape, device=self.amax.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
@@ -192,8 +224,8 @@ class TensorQuantizer(nn.Module):
     def track_ranges(self, momentum: Optional[float]):
         """QAT range tracking from now on: activations (per tensor) follow the data with the EMA
         factor ``momentum``, weights and per-channel quantizers take the current max; None
-        keeps amax fixed."""
-        if momentum is None:
+        keeps amax fixed, and so does a learned amax (the optimizer moves it)."""
+        if momentum is None or self.learns_amax:
             self.amax_momentum = None
         elif self.role == 'weight' or self.quant_desc.axis is not None:
             self.amax_momentum = 1.0
@@ -232,6 +264,13 @@ class TensorQuantizer(nn.Module):
         quant_min = desc.quant_min
         if torch.onnx.is_in_onnx_export() and not desc.unsigned:
             quant_min = -desc.quant_max - 1
+        if self.learns_amax:
+            with torch.no_grad():  # an optimizer step may have pushed amax below the floor
+                self.amax.clamp_(min=MIN_LEARNED_AMAX)
+            self._update_qparams()  # scale follows the trained amax (export reads it)
+            if not torch.onnx.is_in_onnx_export():
+                return fake_quant_learned_amax(x.float(), self.amax, desc.axis, quant_min,
+                                               desc.quant_max).to(x.dtype)
         return fake_quant(x, self.scale, self.zero_point, desc.axis, quant_min, desc.quant_max)
 
     def extra_repr(self) -> str:
@@ -244,5 +283,7 @@ class TensorQuantizer(nn.Module):
             low, high = self.amax.min().item(), self.amax.max().item()
             amax = f'amax=[{low:.4g}, {high:.4g}]({self.amax.numel()})'
         state = 'enabled' if self._enabled else 'disabled'
+        if self.learns_amax:
+            state += ' learned'
         return (f'{desc.num_bits}bit axis={desc.axis} calib={desc.calib_method} {amax} {state}'
                 f'{" calib" if self._if_calib else ""}{"" if self._if_quant else " no-quant"}')

@@ -1,6 +1,6 @@
 """Find quantizers by name and switch them on or off by layer-name pattern."""
 from fnmatch import fnmatchcase
-from typing import Dict, Iterable, Iterator, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
@@ -90,3 +90,27 @@ def set_all_quantizers(model: nn.Module, enabled: bool, names: Iterable[str] = N
     for name, quantizer in named_quantizers(model):
         if names is None or any(name_matches(name, layer) for layer in names):
             quantizer.enable() if enabled else quantizer.disable()
+
+
+def learn_activation_amax(model: nn.Module, state_dict: Optional[dict] = None) -> list:
+    """Make the amax of every enabled activation quantizer a trained Parameter
+    (:meth:`TensorQuantizer.learn_amax`); weights keep theirs (max of the current weights).
+
+    Args:
+        model (nn.Module): Quantized, with amax set on those quantizers, or given in
+            ``state_dict``.
+        state_dict (dict, optional): The model's state (a checkpoint being loaded): amax values
+            found there are set first, so a resumed run learns from where it stopped.
+
+    Returns:
+        list: The amax Parameters, in module order (for an optimizer param group).
+    """
+    learned = []
+    for name, quantizer in named_quantizers(model):
+        if not quantizer.is_enabled or quantizer.role == 'weight':
+            continue
+        saved = (state_dict or {}).get(f'{name}.amax')
+        if saved is not None and saved.numel() > 0:
+            quantizer.set_amax(saved)
+        learned.append(quantizer.learn_amax())
+    return learned

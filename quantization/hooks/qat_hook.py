@@ -16,7 +16,9 @@ Order of events in ``Runner.train``:
 3. Every epoch: BN statistics freeze from ``freeze_bn_epoch`` (when BN is not folded); quantizer
    ranges follow the data (EMA for activations, current max for weights) until
    ``freeze_quantizer_epoch``, then stay fixed. With ``freeze_quantizer_epoch=None`` the ranges
-   are fixed after calibration, as in CUDA-CenterPoint.
+   are fixed after calibration, as in CUDA-CenterPoint. With ``learn_amax=True`` the activation
+   ranges are trained instead (LSQ gradient, their own param group without weight decay); the
+   weight ranges still follow ``freeze_quantizer_epoch``.
 4. ``before_save_checkpoint``: the recipe goes to ``meta['quantization']`` and the calibration
    actually done (batches seen, batches asked for, method) to ``meta['calibration']``; amax
    buffers are in the state_dict, so ``--resume`` continues exactly.
@@ -34,7 +36,7 @@ from torch import nn
 from ..calibration import CalibrationManager
 from ..checkpoint import has_quantizers, is_quantized_state_dict
 from ..recipe import QuantRecipe, build_recipe
-from ..toggle import named_quantizers
+from ..toggle import learn_activation_amax, named_quantizers
 from .checkpoint_hook import ATOMIC_BACKEND_ARGS
 from .epoch_seed_hook import EpochSeedHook, seed_epoch, warn_persistent_workers
 
@@ -59,6 +61,12 @@ class QATHook(Hook):
         require_trained_weights (bool): Refuse to start when no checkpoint was loaded (QAT from
             random weights). False allows a model given with trained weights already in it.
             Defaults to True.
+        learn_amax (bool): Train the activation quantizers' amax from their calibrated values
+            (pytorch-quantization's ``learn_amax``, LSQ's gradient); they are saved in
+            checkpoints and exported like fixed amax. Defaults to False.
+        amax_lr (float, optional): Learning rate of the learned amax (a param group with
+            ``weight_decay=0``, which LR schedulers built before it leave alone). Defaults to
+            the optimizer's own ``lr``.
     """
 
     priority = 'HIGH'
@@ -71,12 +79,16 @@ class QATHook(Hook):
                  freeze_bn_epoch: Optional[int] = None,
                  freeze_quantizer_epoch: Optional[int] = None,
                  amax_momentum: float = 0.01,
-                 require_trained_weights: bool = True):
+                 require_trained_weights: bool = True,
+                 learn_amax: bool = False,
+                 amax_lr: Optional[float] = None):
         if not isinstance(calib_batches, int) or calib_batches <= 0:
             raise ValueError(
                 f'QATHook: calib_batches must be a positive int, got {calib_batches!r}')
         if not 0 < amax_momentum <= 1:
             raise ValueError(f'QATHook: amax_momentum must be in (0, 1], got {amax_momentum}')
+        if amax_lr is not None and not amax_lr > 0:
+            raise ValueError(f'QATHook: amax_lr must be > 0, got {amax_lr!r}')
         self.recipe_cfg = dict(recipe or {})
         self.recipe = None if 'type' in self.recipe_cfg else QuantRecipe.from_dict(self.recipe_cfg)
         self.calib_batches = calib_batches
@@ -86,6 +98,8 @@ class QATHook(Hook):
         self.freeze_quantizer_epoch = freeze_quantizer_epoch
         self.amax_momentum = amax_momentum
         self.require_trained_weights = require_trained_weights
+        self.learn_amax = learn_amax
+        self.amax_lr = amax_lr
         self._bn_frozen = False
         self._loaded_checkpoint = False
         self._seeds_epochs = False
@@ -101,9 +115,30 @@ class QATHook(Hook):
         self.recipe = recipe
         runner.logger.info(f'QATHook: quantized the model: {counts}')
         self._add_new_params_to_optimizer(runner, model)
+        self._rewrap(runner, model)
+
+    @staticmethod
+    def _rewrap(runner, model: nn.Module):
+        """A DDP wrapper rebuilt around the changed module (it only syncs the Parameters it saw
+        when built)."""
         if is_model_wrapper(runner.model):
             runner.model = runner.wrap_model(runner.cfg.get('model_wrapper_cfg'), model)
             runner.logger.info('QATHook: rebuilt the model wrapper around the quantized model')
+
+    def _learn_ranges(self, runner, state_dict: Optional[dict] = None):
+        """Activation amax become trained Parameters in their own optimizer param group."""
+        model = self._model(runner)
+        learned = learn_activation_amax(model, state_dict)
+        optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)
+        if optimizer is not None and learned:
+            lr = self.amax_lr if self.amax_lr is not None else optimizer.defaults['lr']
+            optimizer.add_param_group({'params': learned, 'lr': lr, 'weight_decay': 0.0})
+        runner.logger.info(f'QATHook: {len(learned)} activation ranges are learned (lr '
+                           f'{self.amax_lr or "of the optimizer"})')
+        self._rewrap(runner, model)
+
+    def _learns_ranges(self, runner) -> bool:
+        return any(q.learns_amax for _, q in named_quantizers(self._model(runner)))
 
     @staticmethod
     def _add_new_params_to_optimizer(runner, model: nn.Module):
@@ -147,6 +182,8 @@ class QATHook(Hook):
         self._quantize(
             runner,
             QuantRecipe.from_dict(recipe_dict) if recipe_dict else self._hook_recipe(runner))
+        if self.learn_amax:  # before --resume loads the optimizer state that holds their group
+            self._learn_ranges(runner, state_dict)
 
     def _check_trained_weights(self, runner):
         model = self._model(runner)
@@ -169,11 +206,16 @@ class QATHook(Hook):
         uncalibrated = [
             name for name, q in named_quantizers(model) if q.is_enabled and not q.has_amax
         ]
-        if not uncalibrated:
+        if uncalibrated:
+            self._calibrate(runner, model, len(uncalibrated))
+        else:
             runner.logger.info('QATHook: every quantizer holds amax from the checkpoint; '
                                'no calibration')
-            return
-        runner.logger.info(f'QATHook: calibrating {len(uncalibrated)} quantizers on '
+        if self.learn_amax and not self._learns_ranges(runner):
+            self._learn_ranges(runner)
+
+    def _calibrate(self, runner, model: nn.Module, uncalibrated: int):
+        runner.logger.info(f'QATHook: calibrating {uncalibrated} quantizers on '
                            f'{self.calib_batches} training batches ({self.calib_method})')
         seen = CalibrationManager(model).calibrate(runner.train_dataloader, self.calib_batches,
                                                    self.calib_method, **self.calib_kwargs)

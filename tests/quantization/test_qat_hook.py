@@ -73,6 +73,44 @@ def test_qat_trains_saves_and_resumes_exactly(float_checkpoint, tmp_path):
     assert torch.allclose(fresh.eval()(x), resumed.model(x), atol=1e-6)
 
 
+def test_qat_learns_activation_ranges_saves_and_resumes_exactly(float_checkpoint, tmp_path):
+    straight = run_qat(float_checkpoint, str(tmp_path / 'straight'), 2, learn_amax=True,
+                       amax_lr=0.01)
+    quantizers = dict(named_quantizers(straight.model))
+    learned = [name for name, q in quantizers.items() if q.learns_amax]
+    assert learned and all(quantizers[n].role != 'weight' for n in learned)
+    assert all(not q.learns_amax for q in quantizers.values() if q.role == 'weight')
+    amax_group = straight.optim_wrapper.optimizer.param_groups[-1]
+    assert (amax_group['lr'], amax_group['weight_decay']) == (0.01, 0.0)
+    assert [id(p) for p in amax_group['params']] == [id(quantizers[n].amax) for n in learned]
+
+    def amax_of(path):
+        state = torch.load(path, weights_only=True)['state_dict']
+        return {n: state[f'{n}.amax'] for n in learned}, state
+
+    epoch1, _ = amax_of(osp.join(tmp_path, 'straight', 'epoch_1.pth'))
+    epoch2, a = amax_of(osp.join(tmp_path, 'straight', 'epoch_2.pth'))
+    assert all(not torch.equal(epoch1[n], epoch2[n]) for n in learned)  # trained
+
+    interrupted = str(tmp_path / 'interrupted')
+    run_qat(float_checkpoint, interrupted, 1, learn_amax=True, amax_lr=0.01)
+    resumed = run_qat(float_checkpoint, interrupted, 2, resume=True, learn_amax=True,
+                      amax_lr=0.01)
+    _, b = amax_of(osp.join(interrupted, 'epoch_2.pth'))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key].double(), b[key].double(), atol=1e-6), key
+    assert all(q.learns_amax for n, q in named_quantizers(resumed.model) if n in learned)
+
+    # The learned ranges load into a fresh model as fixed amax, with the same outputs.
+    fresh = DemoNet()
+    load_quantized_checkpoint(fresh, osp.join(interrupted, 'epoch_2.pth'))
+    assert not any(q.learns_amax for _, q in named_quantizers(fresh))
+    x = torch.rand(4, 3, 32, 32)
+    resumed.model.eval()
+    assert torch.allclose(fresh.eval()(x), resumed.model(x), atol=1e-6)
+
+
 def test_qat_tracks_ranges_until_frozen_and_freezes_bn(float_checkpoint, tmp_path):
     runner = run_qat(
         float_checkpoint,

@@ -30,7 +30,9 @@ def _worker(rank, world_size, port, float_ckpt, work_dir, result_dir):
     cfg.train_dataloader.dataset.num_samples = 64
     cfg.train_dataloader.batch_size = 8
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=100)
-    cfg.custom_hooks = [dict(type='QATHook', calib_batches=2, calib_method='entropy')]
+    cfg.custom_hooks = [
+        dict(type='QATHook', calib_batches=2, calib_method='entropy', learn_amax=True)
+    ]
     cfg.param_scheduler = []
     distributed_runner_cfg(cfg, 'pytorch')
     cfg.work_dir = work_dir
@@ -42,6 +44,7 @@ def _worker(rank, world_size, port, float_ckpt, work_dir, result_dir):
     state = {
         'wrapped': is_model_wrapper(model),
         'quantizers': len(dict(named_quantizers(model.module))),
+        'learned': sum(q.learns_amax for _, q in named_quantizers(model.module)),
         'amax': {
             name: q.amax.clone()
             for name, q in named_quantizers(model.module)
@@ -68,7 +71,9 @@ def test_qat_hook_under_ddp_keeps_ranks_in_sync(tmp_path):
     ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in range(2)]
     for state in ranks:
         assert state['wrapped'] and state['quantizers'] == 18
-    # Calibration merged both ranks' statistics, and DDP kept the trained weights identical.
+        assert state['learned'] == 10  # every activation quantizer; the other 8 are weights
+    # Calibration merged both ranks' statistics, and DDP kept the trained weights and the learned
+    # activation ranges (rewrapped after they became Parameters) identical.
     for name, amax in ranks[0]['amax'].items():
         assert torch.equal(amax, ranks[1]['amax'][name]), name
     for name, param in ranks[0]['params'].items():

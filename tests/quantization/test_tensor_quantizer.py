@@ -153,3 +153,40 @@ def test_role_is_set_at_construction_and_decides_range_tracking():
         assert quantizer.amax_momentum is None
     with pytest.raises(ValueError, match="role must be one of"):
         TensorQuantizer(role='bias')
+
+
+def test_learned_amax_keeps_its_key_trains_and_exports_like_a_fixed_one(monkeypatch):
+    quantizer = calibrated()
+    calibrated_amax = quantizer.amax.item()
+    with pytest.raises(RuntimeError, match='needs amax set'):
+        TensorQuantizer(name='q').learn_amax()
+    param = quantizer.learn_amax()
+    assert quantizer.learns_amax and list(quantizer.parameters()) == [param]
+    assert param.item() == calibrated_amax
+    x = torch.randn(256, 8) * 3
+    loss = ((quantizer(x) - x)**2).mean()
+    loss.backward()
+    assert param.grad is not None and param.grad.item() != 0
+    with torch.no_grad():
+        param -= 0.5  # an optimizer step
+    y = quantizer(x)
+    assert quantizer.scale.item() == pytest.approx((calibrated_amax - 0.5) / 127)
+    expected = fake_quant(x, scale_from_amax(param.detach(), 127),
+                          torch.zeros((), dtype=torch.int32), None, -127, 127)
+    assert torch.equal(y, expected)
+    # The state_dict holds 'amax' as a calibrated quantizer does, and loads into one.
+    state = quantizer.state_dict()
+    assert sorted(state) == ['amax', 'enabled']
+    fixed = TensorQuantizer(name='q')
+    fixed.load_state_dict(state)
+    assert not fixed.learns_amax and torch.equal(fixed(x), y)
+    # Export (Q/DQ constants) uses the learned value.
+    monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+    assert torch.equal(quantizer(x), fixed(x))
+    # An optimizer that pushes amax below zero leaves it at the floor, never a negative scale.
+    with torch.no_grad():
+        param.fill_(-1.0)
+    quantizer(x)
+    assert param.item() > 0 and quantizer.scale.item() > 0
+    quantizer.reset_amax()
+    assert not quantizer.learns_amax and not quantizer.has_amax
