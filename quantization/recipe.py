@@ -10,6 +10,7 @@ from mmengine.registry import Registry
 from torch import nn
 
 from .descriptor import QuantDescriptor, as_descriptor
+from .equalization import equalize
 from .fusion import fuse_bn, fuse_relu
 from .replace import quantize_model
 from .toggle import disable_quantizers
@@ -43,6 +44,8 @@ class QuantRecipe:
         fold_bn (bool): Fold BatchNorm into the layer before it. Defaults to True.
         bn_pairs (Sequence[tuple]): ``(layer, bn)`` pairs to fold besides those found.
         fuse_relu (bool): Move ReLUs into the quantized layer before them. Defaults to True.
+        equalize (bool): Cross-layer equalization of consecutive layers joined by a ReLU (or
+            nothing), on the folded float weights; exact in float. Defaults to False.
         skip_layers (Sequence[str]): Layer patterns whose quantizers stay disabled (float).
         preparations (Sequence[str]): Names in ``MODEL_PREPARATIONS`` run first, in order.
     """
@@ -54,6 +57,7 @@ class QuantRecipe:
     fold_bn: bool = True
     bn_pairs: Sequence[Tuple[str, str]] = ()
     fuse_relu: bool = True
+    equalize: bool = False
     skip_layers: Sequence[str] = ()
     preparations: Sequence[str] = ()
 
@@ -90,6 +94,8 @@ class QuantRecipe:
                                             weight_descs)
         counts['bn_folded'] = fuse_bn(model, extra_pairs=self.bn_pairs) if self.fold_bn else 0
         counts['relu_fused'] = fuse_relu(model) if self.fuse_relu else 0
+        if self.equalize:
+            counts['equalized'] = equalize(model)
         counts['skipped'] = disable_quantizers(model, self.skip_layers) if self.skip_layers else 0
         return counts
 
