@@ -46,8 +46,8 @@ def _chosen_layers(model: nn.Module) -> Dict[str, nn.Module]:
 
 
 @torch.no_grad()
-def _float_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Iterable,
-                  num_batches: int, forward_fn: ForwardFn) -> Dict[str, List[tuple]]:
+def float_layer_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Iterable,
+                       num_batches: int, forward_fn: ForwardFn) -> Dict[str, List[tuple]]:
     """The positional inputs each layer receives from the float model, call by call."""
     inputs: Dict[str, List[tuple]] = {name: [] for name in layers}
     handles = [
@@ -93,7 +93,7 @@ def choose_amax_methods(model: nn.Module,
     if unknown:
         raise ValueError(f'unknown amax methods {unknown}; choose from {list(AMAX_METHODS)}')
     layers = _chosen_layers(model)
-    inputs = _float_inputs(model, layers, data, num_batches, forward_fn or default_forward)
+    inputs = float_layer_inputs(model, layers, data, num_batches, forward_fn or default_forward)
     choices = []
     for name, layer in layers.items():
         if not inputs[name]:
