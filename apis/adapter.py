@@ -22,6 +22,8 @@ class ModelAdapter:
         qat_optimizer (callable, optional): ``fn(cfg, lr, epochs, iters_per_epoch)`` setting the
             config's optimizer and schedule for QAT; None only sets the learning rate.
         table_prefix (str): Result tables show the metric keys starting with it (all: '').
+        bias_correction (bool): PTQ corrects the biases by default
+            (:func:`quantization.bias_correction.correct_bias`).
     """
     name: str
     check_model: Callable[[nn.Module, str], None]
@@ -31,3 +33,4 @@ class ModelAdapter:
     default_skip_layers: Sequence[str] = ()
     qat_optimizer: Optional[Callable] = None
     table_prefix: str = ''
+    bias_correction: bool = False

@@ -11,6 +11,8 @@ from mmengine.runner import set_random_seed
 
 from quantization import (CalibrationManager, named_quantizers, quantize_and_calibrate,
                           save_quantized_checkpoint)
+from quantization.adaround import adaround as adaround_weights
+from quantization.bias_correction import correct_bias, layer_biases, restore_biases
 from quantization.bootstrap import DEFAULT_ROUNDS, BootstrapResult, bootstrap
 from quantization.descriptor import AMAX_METHODS
 from quantization.errors import UserError
@@ -110,27 +112,49 @@ def ptq(config: Union[str, Config],
         cfg_options: Optional[dict] = None,
         device: Optional[str] = None,
         launcher: str = 'none',
-        bootstrap_rounds: int = DEFAULT_ROUNDS) -> PTQResult:
+        bootstrap_rounds: int = DEFAULT_ROUNDS,
+        equalize: Optional[bool] = None,
+        bias_correction: Optional[bool] = None,
+        adaround: int = 0) -> PTQResult:
     """Calibrate the float model of ``config`` + ``checkpoint`` and save one quantized checkpoint
     per amax method (one calibration pass for all); every figure gets a bootstrap interval over
     the test frames (``bootstrap_rounds`` draws, 0: none). Under ``torch.distributed`` the ranks
-    share calibration and evaluation; rank 0 writes the files."""
+    share calibration and evaluation; rank 0 writes the files.
+
+    ``equalize``: cross-layer equalization before calibration (the recipe's ``equalize``);
+    ``bias_correction``: empirical bias correction of every method's model on the calibration
+    batches. None keeps the recipe's / adapter's default. ``adaround``: the weights' rounding
+    learned on this many calibration batches (0: nearest rounding), once, with the first method's
+    activation ranges (the other methods share those weights)."""
     methods = check_methods(methods or [adapter.default_method])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
-    check_non_negative({'bootstrap_rounds': bootstrap_rounds}, 'bootstrap_rounds')
+    check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround},
+                       'bootstrap_rounds', 'adaround')
     for method in methods:
         check_output_file(method_output(output, method, methods), '--output')
     init_launcher(launcher)
     inputs = load_inputs(config, checkpoint, adapter, skip_layers, calib_split,
                          cfg_options=cfg_options, device=device)
+    if equalize is not None:
+        inputs.recipe.equalize = equalize
+    if bias_correction is None:
+        bias_correction = adapter.bias_correction
     metrics, frames = evaluate(inputs)
     rows, evaluations = [('float', metrics)], {'float': frames}
     seen = calibrate(inputs, calib_batches, methods[0])
+    if adaround:
+        set_random_seed(0)
+        adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())
     manager = CalibrationManager(inputs.model, progress=False) if len(methods) > 1 else None
+    biases = layer_biases(inputs.model)
     checkpoints = {}
     for method in methods:
         if manager is not None and method != methods[0]:
             manager.compute_amax(method)  # the histograms of the one calibration pass
+        if bias_correction:
+            restore_biases(inputs.model, biases)  # each method corrects the calibrated biases
+            set_random_seed(0)
+            correct_bias(inputs.model, inputs.calib_loader, calib_batches)
         name = f'PTQ ({method})'
         metrics, evaluations[name] = evaluate(inputs)
         rows.append((name, metrics))
@@ -143,7 +167,9 @@ def ptq(config: Union[str, Config],
                 meta={
                     'float_checkpoint': checkpoint,
                     'calibration': dict(batches=seen, requested=calib_batches, method=method,
-                                        split=calib_split)
+                                        split=calib_split, equalize=inputs.recipe.equalize,
+                                        bias_correction=bias_correction,
+                                        adaround_batches=adaround)
                 })
     intervals = draw_intervals(evaluations, metric_keys(rows[0][1], adapter.table_prefix),
                                bootstrap_rounds)

@@ -77,12 +77,14 @@ def qat(config: Union[str, Config],
         launcher: str = 'none',
         amp: bool = False,
         seed: Optional[int] = None,
-        bootstrap_rounds: int = DEFAULT_ROUNDS) -> QATResult:
+        bootstrap_rounds: int = DEFAULT_ROUNDS,
+        learn_amax: bool = False) -> QATResult:
     """Fine-tune the float model of ``config`` + ``checkpoint`` with QATHook for ``epochs``
     (peak ``lr``, default 10x below the config's) into ``work_dir``; ``resume`` continues from
     its last complete checkpoint. The Runner trains on its own device (CUDA when available), so
     ``device`` may only confirm it. ``seed`` replaces the config's ``randomness.seed``. The float
-    model is evaluated first, so QAT minus float gets a paired bootstrap interval."""
+    model is evaluated first, so QAT minus float gets a paired bootstrap interval.
+    ``learn_amax``: the activation ranges are trained (``QATHook(learn_amax=True)``)."""
     method = check_methods([method or adapter.default_method])[0]
     check_positive({'calib_batches': calib_batches, 'epochs': epochs}, 'calib_batches', 'epochs')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds}, 'bootstrap_rounds')
@@ -109,7 +111,7 @@ def qat(config: Union[str, Config],
     hooks = [h for h in qat_cfg.get('custom_hooks', []) if h.get('type') != 'QATHook']
     hooks.append(
         dict(type='QATHook', recipe=inputs.recipe.to_dict(), calib_batches=calib_batches,
-             calib_method=method))
+             calib_method=method, learn_amax=learn_amax))
     qat_cfg.custom_hooks = hooks
     lr = lr if lr is not None else qat_cfg.optim_wrapper.optimizer.lr / 10
     if adapter.qat_optimizer is not None:

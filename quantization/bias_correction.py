@@ -125,3 +125,16 @@ def restore_biases(model: nn.Module, biases: Dict[str, Optional[torch.Tensor]]):
             layer.bias = None
         else:
             layer.bias.copy_(bias)
+
+
+def add_saved_biases(model: nn.Module, state_dict: dict) -> int:
+    """Give each quantized layer without a bias the zero bias Parameter that ``state_dict``
+    holds one for (bias correction adds biases), so the state loads strictly; returns how
+    many."""
+    added = 0
+    for name, module in model.named_modules():
+        saved = state_dict.get(f'{name}.bias' if name else 'bias')
+        if isinstance(module, QuantLayerMixin) and module.bias is None and saved is not None:
+            module.bias = nn.Parameter(torch.zeros_like(saved, device=module.weight.device))
+            added += 1
+    return added

@@ -20,6 +20,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import save_checkpoint
 from torch import nn
 
+from .bias_correction import add_saved_biases
 from .errors import error_line
 from .fileio import atomic_output
 from .recipe import QuantRecipe
@@ -201,7 +202,9 @@ def _load_quantized(model: nn.Module, checkpoint: dict, path: str) -> QuantRecip
                          f'reads ({CHECKPOINT_FORMAT}): update the toolkit')
     recipe = QuantRecipe.from_dict(checkpoint['meta']['quantization'])
     recipe.apply(model)
-    load_state_dict_strict(model, _state_dict_of(checkpoint), path)
+    state_dict = _state_dict_of(checkpoint)
+    add_saved_biases(model, state_dict)
+    load_state_dict_strict(model, state_dict, path)
     return recipe
 
 

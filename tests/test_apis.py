@@ -9,6 +9,7 @@ import torch
 
 import apis
 from projects.CenterPoint.quantization.adapter import CENTERPOINT
+from quantization import load_quantized_checkpoint
 from tests.conftest import ROOT
 from tools import deploy, quantization_cli, test, train
 
@@ -49,6 +50,38 @@ def test_ptq_sensitivity_and_qat_return_what_they_write(tiny, tmp_path):
                    calib_batches=1, lr=1e-4)
     assert osp.isfile(qat.checkpoint) and 'det/mAP' in qat.metrics and qat.lr == 1e-4
     assert 'starting from' in qat.start
+
+
+def test_ptq_with_equalization_and_bias_correction_corrects_each_method_from_the_same_start(
+        tiny, tmp_path):
+    both = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'both.pth'),
+                    methods=['max', 'mse'], calib_batches=1, equalize=True,
+                    bias_correction=True, bootstrap_rounds=0)
+    alone = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'mse.pth'),
+                     methods=['mse'], calib_batches=1, equalize=True, bias_correction=True,
+                     bootstrap_rounds=0)
+    plain = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'plain.pth'),
+                     methods=['mse'], calib_batches=1, bootstrap_rounds=0)
+    checkpoints = {name: torch.load(path, weights_only=False)
+                   for name, path in (('both', both.checkpoints['mse']),
+                                      ('alone', alone.checkpoints['mse']),
+                                      ('plain', plain.checkpoints['mse']))}
+    calibration = checkpoints['both']['meta']['calibration']
+    assert calibration['equalize'] and calibration['bias_correction']
+    assert checkpoints['both']['meta']['quantization']['equalize']
+    # mse after max is corrected from the calibrated biases, as if it ran alone
+    a, b = checkpoints['both']['state_dict'], checkpoints['alone']['state_dict']
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    biases = [key for key in a if key.endswith('.bias') and 'bn' not in key]
+    plain_state = checkpoints['plain']['state_dict']
+    assert any(not torch.allclose(a[key], plain_state[key]) for key in biases)
+    fresh = build_model(tiny['cfg'])
+    load_quantized_checkpoint(fresh, both.checkpoints['mse'])  # rebuilds, loads strictly
+
+
+def build_model(cfg):
+    from mmdet3d.registry import MODELS
+    return MODELS.build(cfg.model)
 
 
 @pytest.mark.parametrize('main, argv', [

@@ -4,6 +4,7 @@ SceneSeg are two lines over it): argument parsing, printing and exit codes over 
 Under ``torchrun ... --launcher pytorch`` the ranks share the work and rank 0 prints and writes.
 Bad input ends with one ``error: ...`` line and exit code 2, found before any heavy work.
 """
+import argparse
 from typing import Optional, Sequence
 
 from mmengine.dist import is_main_process
@@ -58,6 +59,17 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
         sub.add_argument('--bootstrap-rounds', type=int, default=DEFAULT_ROUNDS,
                          help='draws of test frames for the 95%% intervals printed beside the '
                          'figures (0: none)')
+        if verb == 'ptq':
+            sub.add_argument('--equalize', action=argparse.BooleanOptionalAction, default=None,
+                             help='cross-layer equalization of ReLU-joined layers before '
+                             'calibration; unset keeps the recipe\'s setting')
+            sub.add_argument('--bias-correction', action=argparse.BooleanOptionalAction,
+                             default=None, help='correct each layer\'s bias by its mean output '
+                             'shift on the calibration batches; unset: '
+                             f'{"on" if adapter.bias_correction else "off"}')
+            sub.add_argument('--adaround', type=int, default=0, metavar='BATCHES',
+                             help='learn the weights\' rounding (AdaRound) on this many '
+                             'calibration batches (0: nearest rounding)')
         if verb == 'sensitivity':
             sub.add_argument('--budget', type=float, default=0.3,
                              help=f'{adapter.metric_key} points the skip list may lose')
@@ -76,6 +88,9 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
                              help='mixed precision (fake quantization stays float32)')
             sub.add_argument('--seed', type=int, default=None,
                              help='training seed (default: the config\'s randomness.seed)')
+            sub.add_argument('--learn-amax', action='store_true',
+                             help='train the activation ranges (LSQ) instead of keeping the '
+                             'calibrated ones')
     return parser
 
 
@@ -92,6 +107,8 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
     if args.verb == 'ptq':
         result = ptq(args.config, args.checkpoint, adapter, args.output, args.method,
                      args.calib_batches, args.skip_layers, bootstrap_rounds=args.bootstrap_rounds,
+                     equalize=args.equalize, bias_correction=args.bias_correction,
+                     adaround=args.adaround,
                      **_common(args))
         for path in result.checkpoints.values():
             say(f'saved {path}')
@@ -119,7 +136,7 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
         result = qat(args.config, args.checkpoint, adapter, args.output, args.epochs, args.lr,
                      args.resume, args.calib_batches, args.method, args.skip_layers,
                      amp=args.amp, seed=args.seed, bootstrap_rounds=args.bootstrap_rounds,
-                     **_common(args))
+                     learn_amax=args.learn_amax, **_common(args))
         say(result.table())
         say(f'checkpoints in {args.output} (resume with --resume)')
     close_launcher()

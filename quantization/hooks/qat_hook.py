@@ -33,6 +33,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import nn
 
+from ..bias_correction import add_saved_biases
 from ..calibration import CalibrationManager
 from ..checkpoint import has_quantizers, is_quantized_state_dict
 from ..recipe import QuantRecipe, build_recipe
@@ -109,9 +110,13 @@ class QATHook(Hook):
     def _model(runner) -> nn.Module:
         return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
-    def _quantize(self, runner, recipe: QuantRecipe):
+    def _quantize(self, runner, recipe: QuantRecipe, state_dict: Optional[dict] = None):
+        """Apply ``recipe``; the biases bias correction added to ``state_dict`` (a checkpoint
+        being loaded) are created too, so they load and train."""
         model = self._model(runner)
         counts = recipe.apply(model)
+        if state_dict is not None:
+            counts['biases_added'] = add_saved_biases(model, state_dict)
         self.recipe = recipe
         runner.logger.info(f'QATHook: quantized the model: {counts}')
         self._add_new_params_to_optimizer(runner, model)
@@ -142,7 +147,8 @@ class QATHook(Hook):
 
     @staticmethod
     def _add_new_params_to_optimizer(runner, model: nn.Module):
-        """Parameters created by a pass (only a non-affine BN's folded bias) join the optimizer."""
+        """Parameters created by a pass (a non-affine BN's folded bias, a corrected bias) join
+        the optimizer."""
         optim_wrapper = getattr(runner, 'optim_wrapper', None)
         optimizer = getattr(optim_wrapper, 'optimizer', None)
         if optimizer is None:
@@ -152,7 +158,8 @@ class QATHook(Hook):
         if new_params:
             optimizer.add_param_group({'params': new_params})
             runner.logger.warning(f'QATHook: {len(new_params)} parameters created by BN folding '
-                                  'were added to the optimizer as a new param group')
+                                  'or bias correction were added to the optimizer as a new '
+                                  'param group')
 
     def _hook_recipe(self, runner) -> QuantRecipe:
         return self.recipe or build_recipe(self.recipe_cfg, self._model(runner))
@@ -181,7 +188,8 @@ class QATHook(Hook):
                                   "meta['quantization']; rebuilding with the hook's recipe")
         self._quantize(
             runner,
-            QuantRecipe.from_dict(recipe_dict) if recipe_dict else self._hook_recipe(runner))
+            QuantRecipe.from_dict(recipe_dict) if recipe_dict else self._hook_recipe(runner),
+            state_dict)
         if self.learn_amax:  # before --resume loads the optimizer state that holds their group
             self._learn_ranges(runner, state_dict)
 

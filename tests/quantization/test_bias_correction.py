@@ -66,3 +66,24 @@ def test_conv_without_bias_gets_one_and_the_shift_is_taken_before_the_relu():
     assert layer.bias is not None and isinstance(layer.bias, nn.Parameter)
     torch.testing.assert_close(layer.bias.detach(), -by_hand, rtol=1e-4, atol=1e-5)
     assert set(measure_bias_shift(model, batches, 2)) == {'0', '2'}
+
+
+def test_a_bias_the_correction_added_is_saved_and_loads_into_a_fresh_float_model(tmp_path):
+    from quantization import load_quantized_checkpoint, save_quantized_checkpoint
+
+    def float_model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.ReLU(), nn.Conv2d(4, 2, 1))
+
+    model, recipe = float_model(), QuantRecipe(equalize=True)
+    recipe.apply(model)
+    batches = [torch.randn(8, 3, 8, 8) + 1.0 for _ in range(2)]
+    CalibrationManager(model, progress=False).calibrate(batches, 2, 'max')
+    correct_bias(model, batches, 2)
+    path = str(tmp_path / 'corrected.pth')
+    save_quantized_checkpoint(model, path, recipe)
+    fresh = float_model()
+    assert fresh[0].bias is None
+    load_quantized_checkpoint(fresh, path)
+    torch.testing.assert_close(fresh[0].bias, model[0].bias)
+    assert torch.equal(fresh(batches[0]), model(batches[0]))
