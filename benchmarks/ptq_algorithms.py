@@ -1,18 +1,29 @@
-"""PTQ with one amax method for the whole model against the method chosen per layer
-(``quantization.method_choice``), same calibration pass, same test frames, with intervals.
+"""Every-layer-INT8 PTQ with each algorithm of ``quantization`` alone and combined, on the same
+calibration batches and test frames, with intervals and the calibration time of each as a
+ratio to one float pass over the calibration batches.
 
-    python benchmarks/ptq_method_choice.py [--model centerpoint|sceneseg] [--all-int8]
-        [--calib-batches 16] [--choice-batches 2]
+    python benchmarks/ptq_algorithms.py [--model centerpoint|sceneseg] [--default-skip]
+        [--calib-batches 16] [--choice-batches 2] [--only NAME ...]
+
+Variants: the model's default amax method; with cross-layer equalization; with the amax method
+chosen per layer (``method_choice``); with AdaRound; with bias correction; combinations.
 """
 import argparse
 import os.path as osp
 import sys
+import time
 from collections import Counter
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+import torch  # noqa: E402
+from mmengine.runner import set_random_seed  # noqa: E402
+
 from apis.inputs import load_inputs  # noqa: E402
 from apis.ptq import calibrate, draw_intervals, evaluate  # noqa: E402
+from quantization.adaround import adaround  # noqa: E402
+from quantization.bias_correction import correct_bias  # noqa: E402
+from quantization.calibration import default_forward  # noqa: E402
 from quantization.method_choice import choose_amax_methods  # noqa: E402
 
 MODELS = {
@@ -20,6 +31,17 @@ MODELS = {
                     'projects/CenterPoint/checkpoints/centerpoint_pillar_synthetic_small.pth'),
     'sceneseg': ('configs/sceneseg/sceneseg_synthetic_small.py',
                  'projects/SceneSeg/checkpoints/sceneseg_synthetic_small.pth'),
+}
+#: name -> the algorithms it runs, in this order: equalization, calibration (always), per-layer
+#: method choice, AdaRound, bias correction
+VARIANTS = {
+    'one method': (),
+    'equalization': ('equalize', ),
+    'per-layer method': ('choice', ),
+    'AdaRound': ('adaround', ),
+    'bias correction': ('bias', ),
+    'AdaRound + bias correction': ('adaround', 'bias'),
+    'all': ('equalize', 'choice', 'adaround', 'bias'),
 }
 
 
@@ -31,33 +53,74 @@ def adapter_of(model):
     return SCENESEG
 
 
+@torch.no_grad()
+def float_pass_seconds(inputs, batches: int) -> float:
+    """Seconds of one float forward over the first ``batches`` calibration batches."""
+    start = time.perf_counter()
+    for index, batch in enumerate(inputs.calib_loader):
+        if index == batches:
+            break
+        default_forward(inputs.model, batch)
+    return time.perf_counter() - start
+
+
+def run_variant(args, adapter, algorithms):
+    """Quantize a fresh float model with one variant; returns (frames, seconds, choices)."""
+    config, checkpoint = MODELS[args.model]
+    inputs = load_inputs(config, checkpoint, adapter, None if args.default_skip else [], 'train')
+    inputs.recipe.equalize = 'equalize' in algorithms
+    start = time.perf_counter()
+    calibrate(inputs, args.calib_batches, adapter.default_method)
+    choices = []
+    if 'choice' in algorithms:
+        choices = choose_amax_methods(inputs.model, inputs.calib_loader, args.choice_batches)
+    if 'adaround' in algorithms:
+        set_random_seed(0)
+        adaround(inputs.model, inputs.calib_loader, args.choice_batches)
+    if 'bias' in algorithms:
+        set_random_seed(0)
+        correct_bias(inputs.model, inputs.calib_loader, args.calib_batches)
+    seconds = time.perf_counter() - start
+    _, frames = evaluate(inputs)
+    return frames, seconds, choices
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', choices=sorted(MODELS), default='centerpoint')
-    parser.add_argument('--all-int8', action='store_true', help='no skip list')
+    parser.add_argument('--default-skip', action='store_true',
+                        help='the recipe\'s skip list (default: every layer INT8)')
     parser.add_argument('--calib-batches', type=int, default=16)
-    parser.add_argument('--choice-batches', type=int, default=2)
+    parser.add_argument('--choice-batches', type=int, default=2,
+                        help='batches for the per-layer method choice and AdaRound')
+    parser.add_argument('--only', nargs='+', choices=sorted(VARIANTS), default=sorted(VARIANTS))
     args = parser.parse_args()
-    config, checkpoint = MODELS[args.model]
     adapter = adapter_of(args.model)
-    inputs = load_inputs(config, checkpoint, adapter, [] if args.all_int8 else None, 'train')
+    config, checkpoint = MODELS[args.model]
+    inputs = load_inputs(config, checkpoint, adapter, [], 'train')
+    float_pass_seconds(inputs, 1)  # warm-up
+    float_seconds = float_pass_seconds(inputs, args.calib_batches)
     _, float_frames = evaluate(inputs)
-    calibrate(inputs, args.calib_batches, adapter.default_method)
-    _, one_frames = evaluate(inputs)
-    choices = choose_amax_methods(inputs.model, inputs.calib_loader, args.choice_batches)
-    _, chosen_frames = evaluate(inputs)
+    evaluations, ratios = {'float': float_frames}, {}
+    for name, algorithms in VARIANTS.items():
+        if name not in args.only:
+            continue
+        frames, seconds, choices = run_variant(args, adapter, algorithms)
+        evaluations[name], ratios[name] = frames, seconds / float_seconds
+        if choices:
+            print(f'{name}: methods chosen {dict(Counter(c.method for c in choices))}')
     key = adapter.metric_key
-    intervals = draw_intervals({'float': float_frames, adapter.default_method: one_frames,
-                                'per layer': chosen_frames}, [key], 1000)
-    print(f'{args.model}, {"every layer INT8" if args.all_int8 else "default skip list"}, '
-          f'{args.calib_batches} calibration batches, choice on {args.choice_batches}')
-    print(f'methods chosen: {dict(Counter(c.method for c in choices))}')
-    for choice in choices:
-        print(f'  {choice.layer}: {choice.method}')
-    print(f'| PTQ amax | {key} [95%] | minus float [95%] |\n|---|---:|---:|')
+    intervals = draw_intervals(evaluations, [key], 1000)
+    print(f'{args.model}, {"default skip list" if args.default_skip else "every layer INT8"}, '
+          f'{adapter.default_method}, {args.calib_batches} calibration batches (one float pass '
+          f'over them: {float_seconds:.1f} s), method choice and AdaRound on '
+          f'{args.choice_batches}')
+    print(f'| PTQ | {key} [95%] | minus float [95%] | calibration time / float pass |\n'
+          '|---|---:|---:|---:|')
     for name in intervals.metric:
         difference = intervals.difference.get(name, {}).get(key, '')
-        print(f'| {name} | {intervals.metric[name][key]} | {difference} |')
+        ratio = f'{ratios[name]:.1f}' if name in ratios else ''
+        print(f'| {name} | {intervals.metric[name][key]} | {difference} | {ratio} |')
     print(f'{intervals.frames} test frames, {intervals.rounds} bootstrap draws')
 
 
