@@ -30,6 +30,7 @@ from quantization.bootstrap import DEFAULT_ROUNDS, bootstrap
 from quantization.evaluation import FrameResults, frame_results
 from quantization.fileio import check_output_dir
 from quantization.toggle import enabled_state, restore_enabled_state, set_all_quantizers
+from .cpu_int8 import saturation_note
 from .exporters import GraphSpec, build_exporter
 from .layer_names import parameter_names, weight_layer_names
 from .onnx_export import export_onnx
@@ -421,6 +422,9 @@ class DeployPipeline:
             g: weight_layer_names(raw_paths[g], parameter_names(spec.module, model))
             for g, spec in graphs.items()}
         target_paths, artifacts = {}, {}
+        if saturation_note():  # every target is verified on this CPU's INT8 kernels
+            self.report['cpu_int8_note'] = saturation_note()
+            logger.warning('%s', saturation_note())
         for target in self.deploy_cfg.targets:
             logger.info('[4/5] target %s: Q/DQ ONNX, clean-up, lint, verification', target)
             paths = target_paths[target] = {

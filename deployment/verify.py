@@ -99,6 +99,8 @@ def verify_outputs(runtime_run: Callable[[Outputs], Outputs], batches: Iterable[
 def markdown_report(report: dict) -> str:
     """The verification part of a deploy report as Markdown tables."""
     lines = [f"# Deployment report: {report.get('model', '')}", '']
+    if report.get('cpu_int8_note'):
+        lines += [f"Note: {report['cpu_int8_note']}.", '']
     for artifact, entry in report.get('artifacts', {}).items():
         lines.append(
             f"- `{artifact}`: {entry.get('path', '')} ({entry.get('size_bytes', 0)} bytes)")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from projects.Demo import DemoNet
+from tests.int8_kernels import openvino_int8_deconvolution, runtime_cosine
 from tools.deploy import main as deploy_main
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
@@ -82,8 +83,9 @@ def test_verification_against_pytorch(deployed):
     for target in ('tensorrt', 'onnxruntime'):
         result = report['targets'][target]
         fake_quant = result['verification']['pytorch_fake_quant']['logits']
-        # Differences come only from values below -amax: -127 in PyTorch, -128 in ONNX.
-        assert fake_quant['cosine'] > 0.999
+        # Differences come only from values below -amax: -127 in PyTorch, -128 in ONNX (and
+        # from int16 saturation on CPUs without VNNI).
+        assert fake_quant['cosine'] > runtime_cosine(0.999)
         assert fake_quant['mean_abs'] < 0.05
         metrics = {row['model']: row['values']['shapes/accuracy'] for row in result['metrics']}
         assert abs(metrics['onnxruntime'] - metrics['pytorch_fake_quant']) <= 100 / 32 + 1e-6
@@ -98,8 +100,9 @@ def test_openvino_target_runs_int8_as_written(deployed):
     result = json.load(open(osp.join(deployed, 'deploy_report.json')))['targets']['openvino']
     # OpenVINO's INT8 kernels reproduce the placed graph's own arithmetic; against PyTorch
     # fake-quant the placement's finer uint8 grid after ReLU makes a small difference.
-    assert result['verification']['onnx_as_written']['logits']['cosine'] > 0.9999
-    assert result['verification']['pytorch_fake_quant']['logits']['cosine'] > 0.999
+    assert result['verification']['onnx_as_written']['logits']['cosine'] > runtime_cosine(0.9999)
+    assert result['verification']['pytorch_fake_quant']['logits']['cosine'] > runtime_cosine(
+        0.999)
     metrics = {row['model']: row['values']['shapes/accuracy'] for row in result['metrics']}
     assert set(metrics) == {'pytorch_float', 'pytorch_fake_quant', 'openvino',
                             'onnxruntime_unfused'}
@@ -107,14 +110,18 @@ def test_openvino_target_runs_int8_as_written(deployed):
     layers = {row['layer']: row for row in result['precision']}
     assert set(layers) == {'stem.0', 'block.0.0', 'block.1', 'down.0', 'up.0', 'fuse.0',
                            'head.0', 'head.3'}
-    assert all(row['quantized'] and row['int8'] for row in layers.values())
+    # An AVX2 CPU has no INT8 deconvolution kernel in OpenVINO: up.0 runs in f32 there.
+    in_f32 = [] if openvino_int8_deconvolution() else ['up.0']
+    assert all(row['quantized'] and row['int8'] != (name in in_f32)
+               for name, row in layers.items())
     # The one float island: the global average pool between the last conv and the head.
-    assert result['lint'] == [
+    assert result['lint'][len(in_f32):] == [
         '/model/ReduceMean: [float-island] Reduce runs in f32 between INT8 layers '
         '/model/fuse/fuse.0/Conv/WithoutBiases and /model/head/head.0/Gemm/WithoutBiases']
+    assert all(f.startswith(f'{name}: [float-layer]') for f, name in zip(result['lint'], in_f32))
     text = open(osp.join(deployed, 'deploy_report.md')).read()
-    assert 'Per-layer precision: 8 of 8 quantized layers run INT8' in text
-    assert 'OpenVINO precision check: 1 issue(s)' in text
+    assert f'Per-layer precision: {8 - len(in_f32)} of 8 quantized layers run INT8' in text
+    assert f'OpenVINO precision check: {1 + len(in_f32)} issue(s)' in text
 
 
 def test_quantized_checkpoint_is_deployed_without_new_calibration(deployed, small_model_cfg,

@@ -18,6 +18,7 @@ from deployment.placement import apply_placement, to_uint8_activations, write_ta
 from projects.Demo import DemoNet
 from quantization import CalibrationManager, QuantRecipe
 from tests.deployment.test_graph_passes_and_lint import conv_graph, qdq
+from tests.int8_kernels import openvino_int8_deconvolution, runtime_cosine
 
 openvino = pytest.importorskip('openvino', reason='the openvino extra is not installed')
 
@@ -65,12 +66,17 @@ def test_precision_report_names_every_layer_and_the_planted_float_layer(demo):
     # after a QuantConcat or QuantAdd would still read INT8: their quantizers feed it.)
     assert rows['head.3']['quantized'] and not rows['head.3']['int8']
     assert rows['head.3']['precision'] == 'f32' and rows['head.3']['layer_type'] == 'FullyConnected'
-    assert report['lint'] == [
+    expected_float = ['head.3']
+    if not openvino_int8_deconvolution():  # an AVX2 CPU runs ConvTranspose in f32
+        expected_float.insert(0, 'up.0')
+        assert report['lint'][0].startswith('up.0: [float-layer] quantized ConvTranspose runs in '
+                                            'f32 (Deconvolution')
+    assert report['lint'][-1] == (
         f"head.3: [float-layer] quantized Gemm runs in f32 (FullyConnected, kernel "
-        f"{rows['head.3']['kernel']}), not INT8"
-    ]
+        f"{rows['head.3']['kernel']}), not INT8")
+    assert len(report['lint']) == len(expected_float)
     for name, row in rows.items():
-        if name != 'head.3':
+        if name not in expected_float:
             assert row['int8'] and row['precision'] in ('u8', 'i8'), row
             assert row['kernel'].lower().endswith(row['precision']), row
 
@@ -83,7 +89,7 @@ def test_ir_runs_the_graph_as_written_and_is_saved_atomically(demo, monkeypatch)
         'as_written.bin', 'as_written.onnx', 'as_written.xml']
     expected = OnnxRuntimeModel(onnx_path, fuse=False).run(demo['inputs'])['logits']
     got = OpenVINOModel(xml).run(demo['inputs'])['logits']
-    assert cosine(expected, got) > 0.99999
+    assert cosine(expected, got) > runtime_cosine(0.99999)
     # A save that fails half-way leaves the previous IR as it was and no temporary file.
     before = {n: (demo['folder'] / n).read_bytes() for n in ('as_written.xml', 'as_written.bin')}
 
@@ -118,8 +124,10 @@ def concat_conv_graph(zero_point_dtype) -> gs.Graph:
 
 
 def test_openvino_placement_keeps_concat_then_conv_exact(tmp_path):
+    # ReLU outputs below 1.2 stay under 121 on the uint8 grid: no pair of products reaches
+    # int16's limit, so the check is exact on CPUs without VNNI too (deployment.cpu_int8).
     rng = np.random.default_rng(1)
-    inputs = {f'x{k}': rng.standard_normal((1, 16, 8, 8)).astype(np.float32) for k in range(2)}
+    inputs = {f'x{k}': rng.uniform(-1.2, 1.2, (1, 16, 8, 8)).astype(np.float32) for k in range(2)}
     errors = {}
     for target in ('tensorrt', 'openvino'):
         graph = concat_conv_graph(np.int8)
