@@ -13,7 +13,7 @@ import torch
 from mmengine.dist import all_reduce
 from torch import nn
 
-from .calibration import ForwardFn, default_forward
+from .calibration import ForwardFn, run_batches
 from .nn._quant_layer import QuantLayerMixin
 from .tensor_quantizer import TensorQuantizer
 
@@ -67,19 +67,9 @@ def measure_bias_shift(model: nn.Module,
         sums[name] = sums[name] + means if name in sums else means
         calls[name] += 1
 
-    handles = [
-        layer.register_forward_pre_hook(lambda m, args, name=name: record(name, m, args))
-        for name, layer in layers.items()
-    ]
-    forward_fn = forward_fn or default_forward
-    try:
-        for index, batch in enumerate(data):
-            if index == num_batches:
-                break
-            forward_fn(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    hooks = [(layer, lambda m, args, name=name: record(name, m, args))
+             for name, layer in layers.items()]
+    run_batches(model, data, num_batches, forward_fn, hooks)
     shifts = {}
     for name, total in sums.items():
         count = torch.tensor(float(calls[name]), device=total.device)

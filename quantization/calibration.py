@@ -30,6 +30,25 @@ def default_forward(model: nn.Module, batch) -> Any:
     return model(batch)
 
 
+@torch.no_grad()
+def run_batches(model: nn.Module, data: Iterable, num_batches: int,
+                forward_fn: Optional[ForwardFn] = None,
+                pre_hooks: Iterable = ()) -> int:
+    """Run the first ``num_batches`` batches of ``data`` through ``model`` with the forward
+    pre-hooks ``(module, hook)`` registered for the run only; returns the batches run."""
+    forward_fn = forward_fn or default_forward
+    handles = [module.register_forward_pre_hook(hook) for module, hook in pre_hooks]
+    ran = 0
+    try:
+        for batch in islice(data, num_batches):
+            forward_fn(model, batch)
+            ran += 1
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ran
+
+
 class CalibrationManager:
     """PTQ calibration of every enabled TensorQuantizer of a model.
 

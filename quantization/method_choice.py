@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .calib import HistogramCalibrator
-from .calibration import ForwardFn, default_forward
+from .calibration import ForwardFn, default_forward, run_batches
 from .descriptor import AMAX_METHODS
 from .toggle import enabled_state, restore_enabled_state, set_all_quantizers
 
@@ -50,22 +50,14 @@ def float_layer_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Ite
                        num_batches: int, forward_fn: ForwardFn) -> Dict[str, List[tuple]]:
     """The positional inputs each layer receives from the float model, call by call."""
     inputs: Dict[str, List[tuple]] = {name: [] for name in layers}
-    handles = [
-        module.register_forward_pre_hook(
-            lambda _, args, name=name: inputs[name].append(tuple(a.detach() for a in args)))
-        for name, module in layers.items()
-    ]
+    hooks = [(module, lambda _, args, name=name: inputs[name].append(
+        tuple(a.detach() for a in args))) for name, module in layers.items()]
     snapshot = enabled_state(model)
     set_all_quantizers(model, False)
     try:
-        for index, batch in enumerate(data):
-            if index == num_batches:
-                break
-            forward_fn(model, batch)
+        run_batches(model, data, num_batches, forward_fn, hooks)
     finally:
         restore_enabled_state(model, snapshot)
-        for handle in handles:
-            handle.remove()
     return inputs
 
 
