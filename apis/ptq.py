@@ -146,7 +146,7 @@ def ptq(config: Union[str, Config],
         set_random_seed(0)
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())
     manager = CalibrationManager(inputs.model, progress=False) if len(methods) > 1 else None
-    biases = layer_biases(inputs.model)
+    biases = layer_biases(inputs.model) if bias_correction else None
     checkpoints = {}
     for method in methods:
         if manager is not None and method != methods[0]:
