@@ -134,7 +134,7 @@ class QATHook(Hook):
         """Activation amax become trained Parameters in their own optimizer param group."""
         model = self._model(runner)
         learned = learn_activation_amax(model, state_dict)
-        optimizer = getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)
+        optimizer = self._optimizer(runner)
         if optimizer is not None and learned:
             lr = self.amax_lr if self.amax_lr is not None else optimizer.defaults['lr']
             optimizer.add_param_group({'params': learned, 'lr': lr, 'weight_decay': 0.0})
@@ -146,11 +146,14 @@ class QATHook(Hook):
         return any(q.learns_amax for _, q in named_quantizers(self._model(runner)))
 
     @staticmethod
-    def _add_new_params_to_optimizer(runner, model: nn.Module):
+    def _optimizer(runner):
+        """The runner's torch optimizer, None before one is built."""
+        return getattr(getattr(runner, 'optim_wrapper', None), 'optimizer', None)
+
+    def _add_new_params_to_optimizer(self, runner, model: nn.Module):
         """Parameters created by a pass (a non-affine BN's folded bias, a corrected bias) join
         the optimizer."""
-        optim_wrapper = getattr(runner, 'optim_wrapper', None)
-        optimizer = getattr(optim_wrapper, 'optimizer', None)
+        optimizer = self._optimizer(runner)
         if optimizer is None:
             return
         known = {id(p) for group in optimizer.param_groups for p in group['params']}
