@@ -5,6 +5,7 @@ from typing import Callable, Optional, Sequence
 from torch import nn
 
 from quantization import QuantRecipe
+from quantization.method_choice import ImportanceFn
 
 
 @dataclass
@@ -24,6 +25,9 @@ class ModelAdapter:
         table_prefix (str): Result tables show the metric keys starting with it (all: '').
         bias_correction (bool): PTQ corrects the biases by default
             (:func:`quantization.bias_correction.correct_bias`).
+        importance (callable, optional): ``fn(float_model, batch) -> (N, 1, H, W)`` position
+            weights for the per-layer amax search
+            (:data:`quantization.method_choice.ImportanceFn`); None weights every position alike.
     """
     name: str
     check_model: Callable[[nn.Module, str], None]
@@ -34,3 +38,4 @@ class ModelAdapter:
     qat_optimizer: Optional[Callable] = None
     table_prefix: str = ''
     bias_correction: bool = False
+    importance: Optional[ImportanceFn] = None

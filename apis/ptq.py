@@ -18,11 +18,16 @@ from quantization.descriptor import AMAX_METHODS
 from quantization.errors import UserError
 from quantization.evaluation import FrameResults, evaluate_frames
 from quantization.fileio import check_output_file
+from quantization.method_choice import MethodChoice, choose_amax_methods
 from .adapter import ModelAdapter
 from .launcher import init_launcher
 from .inputs import QuantInputs, load_inputs
 from .results import Rows, metric_keys, metrics_table
 from .user_input import check_non_negative, check_positive
+
+
+#: fractions k / AMAX_GRID of max's amax that the per-layer search tries besides the methods'
+AMAX_GRID = 20
 
 
 @dataclass
@@ -38,6 +43,7 @@ class PTQResult:
     amax: Dict[str, object] = field(default_factory=dict, repr=False)  # the last method's
     intervals: Optional[BootstrapResult] = None
     metric_key: Optional[str] = None
+    amax_choices: List[MethodChoice] = field(default_factory=list)  # of --per-layer-amax
 
     def table(self) -> str:
         return metrics_table(self.rows, metric_keys(self.rows[0][1], self.table_prefix),
@@ -115,7 +121,8 @@ def ptq(config: Union[str, Config],
         bootstrap_rounds: int = DEFAULT_ROUNDS,
         equalize: Optional[bool] = None,
         bias_correction: Optional[bool] = None,
-        adaround: int = 0) -> PTQResult:
+        adaround: int = 0,
+        per_layer_amax: int = 0) -> PTQResult:
     """Calibrate the float model of ``config`` + ``checkpoint`` and save one quantized checkpoint
     per amax method (one calibration pass for all); every figure gets a bootstrap interval over
     the test frames (``bootstrap_rounds`` draws, 0: none). Under ``torch.distributed`` the ranks
@@ -125,11 +132,18 @@ def ptq(config: Union[str, Config],
     ``bias_correction``: empirical bias correction of every method's model on the calibration
     batches. None keeps the recipe's / adapter's default. ``adaround``: the weights' rounding
     learned on this many calibration batches (0: nearest rounding), once, with the first method's
-    activation ranges (the other methods share those weights)."""
+    activation ranges (the other methods share those weights). ``per_layer_amax``: each layer's
+    input amax searched on this many calibration batches (0: the method's) among the methods'
+    and :data:`AMAX_GRID` fractions of max's, by its output error weighted by the adapter's
+    ``importance``; needs one method (for the quantizers it does not choose)."""
     methods = check_methods(methods or [adapter.default_method])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
-    check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround},
-                       'bootstrap_rounds', 'adaround')
+    check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround,
+                        'per_layer_amax': per_layer_amax},
+                       'bootstrap_rounds', 'adaround', 'per_layer_amax')
+    if per_layer_amax and len(methods) > 1:
+        raise UserError(f'--per-layer-amax chooses each layer\'s amax: give one --method, not '
+                        f'{" ".join(methods)}')
     for method in methods:
         check_output_file(method_output(output, method, methods), '--output')
     init_launcher(launcher)
@@ -142,6 +156,10 @@ def ptq(config: Union[str, Config],
     metrics, frames = evaluate(inputs)
     rows, evaluations = [('float', metrics)], {'float': frames}
     seen = calibrate(inputs, calib_batches, methods[0])
+    choices = []
+    if per_layer_amax:
+        choices = choose_amax_methods(inputs.model, inputs.calib_loader, per_layer_amax,
+                                      importance_fn=adapter.importance, grid=AMAX_GRID)
     if adaround:
         set_random_seed(0)
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())
@@ -169,9 +187,10 @@ def ptq(config: Union[str, Config],
                     'calibration': dict(batches=seen, requested=calib_batches, method=method,
                                         split=calib_split, equalize=inputs.recipe.equalize,
                                         bias_correction=bias_correction,
-                                        adaround_batches=adaround)
+                                        adaround_batches=adaround,
+                                        per_layer_amax={c.layer: c.method for c in choices})
                 })
     intervals = draw_intervals(evaluations, metric_keys(rows[0][1], adapter.table_prefix),
                                bootstrap_rounds)
     return PTQResult(rows, checkpoints, seen, list(inputs.recipe.skip_layers), adapter.table_prefix,
-                     amax_of(inputs.model), intervals, adapter.metric_key)
+                     amax_of(inputs.model), intervals, adapter.metric_key, choices)

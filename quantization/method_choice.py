@@ -1,15 +1,22 @@
-"""The amax method per layer: for each layer's input quantizer, the method whose quantized layer
-output comes closest to the float layer's output on calibration batches, instead of one method
-for the whole model.
+"""The amax per layer: for each layer's input quantizer, the method (or the fraction of max's
+amax) whose quantized layer output comes closest to the float layer's output on calibration
+batches, instead of one method for the whole model.
 
-One calibration pass serves every method (:meth:`CalibrationManager.calibrate`); then each
-layer runs alone on the inputs the float model gives it, once per method, with its own input
+One calibration pass serves every candidate (:meth:`CalibrationManager.calibrate`); then each
+layer runs alone on the inputs the float model gives it, once per candidate, with its own input
 and weight quantizers on. The layers' inputs of the batches are held in memory: pass a few.
+
+The error can weight positions: an *importance* function runs the float model on a batch and
+returns (N, 1, H, W) weights, e.g. a detector's confidence that an object is there. Every 4-d
+layer output is then weighted by them, max-pooled to a coarser map or repeated (nearest) to a
+finer one, so that the ranges serve what the model is for and not the empty background.
 """
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce
 from torch import nn
 
 from .calib import HistogramCalibrator
@@ -18,6 +25,9 @@ from .descriptor import AMAX_METHODS
 from .toggle import enabled_state, restore_enabled_state, set_all_quantizers
 
 
+#: ``fn(float_model, batch) -> (N, 1, H, W)`` position weights >= 0; it runs the model itself
+ImportanceFn = Callable[[nn.Module, Any], torch.Tensor]
+
 #: the keyword arguments each reduction takes
 _METHOD_KWARGS = {'max': (), 'percentile': ('percentile', ), 'mse': ('start_bin', ),
                   'entropy': ('start_bin', )}
@@ -25,10 +35,11 @@ _METHOD_KWARGS = {'max': (), 'percentile': ('percentile', ), 'mse': ('start_bin'
 
 @dataclass
 class MethodChoice:
-    """The method chosen for one layer and the error behind it."""
+    """The candidate chosen for one layer and the errors behind it."""
     layer: str
-    method: str
-    errors: Dict[str, float]  # method -> mean squared error of the layer's output
+    method: str  # a method, or 'max x0.60' for a fraction of max's amax
+    errors: Dict[str, float]  # candidate -> mean (weighted) squared error of the layer's output
+    amax: float  # the amax loaded
 
 
 def _chosen_layers(model: nn.Module) -> Dict[str, nn.Module]:
@@ -46,23 +57,67 @@ def _chosen_layers(model: nn.Module) -> Dict[str, nn.Module]:
 
 
 @torch.no_grad()
-def float_layer_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Iterable,
-                       num_batches: int, forward_fn: ForwardFn) -> Dict[str, List[tuple]]:
-    """The positional inputs each layer receives from the float model, call by call."""
-    inputs: Dict[str, List[tuple]] = {name: [] for name in layers}
-    hooks = [(module, lambda _, args, name=name: inputs[name].append(
-        tuple(a.detach() for a in args))) for name, module in layers.items()]
+def float_layer_calls(model: nn.Module, layers: Dict[str, nn.Module], data: Iterable,
+                      num_batches: int,
+                      forward_fn: ForwardFn) -> Tuple[Dict[str, List[Tuple[int, tuple]]], list]:
+    """The positional inputs each layer receives from the float model, call by call, each with
+    the index of its batch; and what ``forward_fn`` returned for each batch."""
+    calls: Dict[str, List[Tuple[int, tuple]]] = {name: [] for name in layers}
+    returned = []
+    hooks = [(module, lambda _, args, name=name: calls[name].append(
+        (len(returned), tuple(a.detach() for a in args)))) for name, module in layers.items()]
     snapshot = enabled_state(model)
     set_all_quantizers(model, False)
     try:
-        run_batches(model, data, num_batches, forward_fn, hooks)
+        run_batches(model, data, num_batches,
+                    lambda m, batch: returned.append(forward_fn(m, batch)), hooks)
     finally:
         restore_enabled_state(model, snapshot)
-    return inputs
+    return calls, returned
+
+
+def float_layer_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Iterable,
+                       num_batches: int, forward_fn: ForwardFn) -> Dict[str, List[tuple]]:
+    """The positional inputs each layer receives from the float model, call by call."""
+    calls, _ = float_layer_calls(model, layers, data, num_batches, forward_fn)
+    return {name: [args for _, args in layer_calls] for name, layer_calls in calls.items()}
+
+
+def resize_importance(weights: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(N, 1, H, W) weights on an (h, w) map: max-pooled where it is coarser, nearest-repeated
+    where it is finer."""
+    if weights.shape[-2:] == tuple(size):
+        return weights
+    if all(s <= w for s, w in zip(size, weights.shape[-2:])):
+        return F.adaptive_max_pool2d(weights, size)
+    return F.interpolate(weights, size=tuple(size), mode='nearest')
+
+
+def squared_error(got: torch.Tensor, want: torch.Tensor,
+                  weights: Optional[torch.Tensor]) -> Tuple[float, float]:
+    """(sum of squared errors, number of elements), both weighted by ``weights`` (N, 1, H, W)
+    when the output is (N, C, h, w) of the same N; plain otherwise."""
+    squared = (got - want)**2
+    if weights is None or squared.dim() != 4 or squared.shape[0] != weights.shape[0]:
+        return float(squared.sum()), float(squared.numel())
+    weights = resize_importance(weights.to(squared.dtype), squared.shape[-2:])
+    return float((squared * weights).sum()), float(weights.sum()) * squared.shape[1]
 
 
 def _kwargs_for(method: str, method_kwargs: dict) -> dict:
     return {k: v for k, v in method_kwargs.items() if k in _METHOD_KWARGS[method]}
+
+
+def _candidates(quantizer, methods: Sequence[str], grid: int,
+                method_kwargs: dict) -> Dict[str, float]:
+    """candidate name -> amax: each method's, then ``k / grid`` of max's for k = 1..grid."""
+    calibrator = quantizer._calibrator
+    amaxes = {m: float(calibrator.compute_amax(m, **_kwargs_for(m, method_kwargs)))
+              for m in methods}
+    if grid:
+        largest = float(calibrator.compute_amax('max'))
+        amaxes.update({f'max x{k / grid:.2f}': largest * k / grid for k in range(1, grid + 1)})
+    return amaxes
 
 
 @torch.no_grad()
@@ -71,37 +126,50 @@ def choose_amax_methods(model: nn.Module,
                         num_batches: int = 2,
                         methods: Sequence[str] = AMAX_METHODS,
                         forward_fn: Optional[ForwardFn] = None,
+                        importance_fn: Optional[ImportanceFn] = None,
+                        grid: int = 0,
                         **method_kwargs) -> List[MethodChoice]:
-    """Load into each layer's input quantizer the amax of the method in ``methods`` with the
-    smallest mean squared error of the layer's output against the float layer's, on the
-    inputs of ``num_batches`` batches of ``data``; returns the choice and errors per layer.
+    """Load into each layer's input quantizer the amax, among those of ``methods`` and ``grid``
+    fractions of max's, with the smallest mean squared error of the layer's output against the
+    float layer's, on the inputs of ``num_batches`` batches of ``data``; returns the choice and
+    errors per layer.
 
     Call after :meth:`CalibrationManager.calibrate` (its histograms, and the weights' amax).
-    Ties go to the earlier method. The ``method_kwargs`` go to the reductions that take them
-    (``percentile=99.99``, ``start_bin=128``). Other quantizers (element-wise ones, layers
-    without data) keep their amax.
+    ``importance_fn`` (which then runs the batches instead of ``forward_fn``) weights the error
+    by position (see the module's docstring). Ties go to the earlier candidate. The
+    ``method_kwargs`` go to the reductions that take them (``percentile=99.99``,
+    ``start_bin=128``). Other quantizers (element-wise ones, layers without data) keep their
+    amax.
     """
     unknown = sorted(set(methods) - set(AMAX_METHODS))
     if unknown:
         raise ValueError(f'unknown amax methods {unknown}; choose from {list(AMAX_METHODS)}')
+    if grid < 0:
+        raise ValueError(f'grid must be >= 0, got {grid}')
     layers = _chosen_layers(model)
-    inputs = float_layer_inputs(model, layers, data, num_batches, forward_fn or default_forward)
+    calls, weights = float_layer_calls(model, layers, data, num_batches,
+                                       importance_fn or forward_fn or default_forward)
+    if importance_fn is None:
+        weights = [None] * len(weights)
     choices = []
     for name, layer in layers.items():
-        if not inputs[name]:
-            continue
         quantizer = layer.input_quantizer
         snapshot = enabled_state(layer)
         set_all_quantizers(layer, False)
-        expected = [layer(*args) for args in inputs[name]]
+        expected = [layer(*args) for _, args in calls[name]]
         restore_enabled_state(layer, snapshot)
-        errors = {}
-        for method in methods:
-            quantizer.load_calib_amax(method, **_kwargs_for(method, method_kwargs))
-            squared = sum(float(((layer(*args) - want)**2).sum())
-                          for args, want in zip(inputs[name], expected))
-            errors[method] = squared / sum(want.numel() for want in expected)
-        best = min(methods, key=lambda m: errors[m])
-        quantizer.load_calib_amax(best, **_kwargs_for(best, method_kwargs))
-        choices.append(MethodChoice(name, best, errors))
+        candidates = _candidates(quantizer, methods, grid, method_kwargs)
+        sums = torch.zeros(len(candidates), 2, dtype=torch.float64)  # (squared, elements)
+        for index, amax in enumerate(candidates.values()):
+            quantizer.set_amax(amax)
+            for (batch, args), want in zip(calls[name], expected):
+                sums[index] += torch.tensor(squared_error(layer(*args), want, weights[batch]),
+                                            dtype=torch.float64)
+        all_reduce(sums)  # the ranks' batches (a rank may have none): one choice for all
+        if sums[0, 1] == 0:
+            continue
+        errors = dict(zip(candidates, (sums[:, 0] / sums[:, 1]).tolist()))
+        best = min(candidates, key=lambda c: errors[c])
+        quantizer.set_amax(candidates[best])
+        choices.append(MethodChoice(name, best, errors, candidates[best]))
     return choices

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import apis
+from apis.ptq import AMAX_GRID
 from projects.CenterPoint.quantization.adapter import CENTERPOINT
 from quantization import load_quantized_checkpoint
 from tests.conftest import ROOT
@@ -77,6 +78,21 @@ def test_ptq_with_equalization_and_bias_correction_corrects_each_method_from_the
     assert any(not torch.allclose(a[key], plain_state[key]) for key in biases)
     fresh = build_model(tiny['cfg'])
     load_quantized_checkpoint(fresh, both.checkpoints['mse'])  # rebuilds, loads strictly
+
+
+def test_ptq_per_layer_amax_loads_and_records_each_layers_choice(tiny, tmp_path):
+    result = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'p.pth'),
+                      calib_batches=1, skip_layers=[], bootstrap_rounds=0, per_layer_amax=1)
+    saved = torch.load(result.checkpoints['mse'], weights_only=False)
+    chosen = saved['meta']['calibration']['per_layer_amax']
+    assert chosen == {c.layer: c.method for c in result.amax_choices}
+    assert len(chosen) == 25  # the 26 quantized modules but the neck's Concat (no weight)
+    assert {'pts_bbox_head.task_heads.0.reg.1', 'pts_backbone.blocks.0.0'} <= set(chosen)
+    for choice in result.amax_choices:  # the loaded amax is the candidate of least error
+        assert saved['state_dict'][f'{choice.layer}.input_quantizer.amax'].item() == \
+            pytest.approx(choice.amax)
+        assert choice.errors[choice.method] == min(choice.errors.values())
+        assert len(choice.errors) == 4 + AMAX_GRID
 
 
 def build_model(cfg):

@@ -70,6 +70,11 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--adaround', type=int, default=0, metavar='BATCHES',
                              help='learn the weights\' rounding (AdaRound) on this many '
                              'calibration batches (0: nearest rounding)')
+            sub.add_argument('--per-layer-amax', type=int, default=0, metavar='BATCHES',
+                             help='choose each layer\'s input amax on this many calibration '
+                             'batches, by its output error' + (
+                                 ' weighted by the object confidence' if adapter.importance
+                                 else '') + ' (0: --method\'s for every layer)')
         if verb == 'sensitivity':
             sub.add_argument('--budget', type=float, default=0.3,
                              help=f'{adapter.metric_key} points the skip list may lose')
@@ -108,8 +113,10 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
         result = ptq(args.config, args.checkpoint, adapter, args.output, args.method,
                      args.calib_batches, args.skip_layers, bootstrap_rounds=args.bootstrap_rounds,
                      equalize=args.equalize, bias_correction=args.bias_correction,
-                     adaround=args.adaround,
+                     adaround=args.adaround, per_layer_amax=args.per_layer_amax,
                      **_common(args))
+        for choice in result.amax_choices:
+            say(f'amax of {choice.layer}: {choice.method} ({choice.amax:.4g})')
         for path in result.checkpoints.values():
             say(f'saved {path}')
         say(result.table())

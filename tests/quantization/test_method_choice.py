@@ -58,3 +58,63 @@ def test_each_layer_gets_the_method_with_the_smallest_output_error():
         choices['0'].errors.values())
     with pytest.raises(ValueError, match="unknown amax methods \\['kl'\\]"):
         choose_amax_methods(model, batches, 1, ('kl', ))
+
+
+def test_resize_importance_max_pools_coarser_maps_and_repeats_for_finer_ones():
+    from quantization.method_choice import resize_importance
+    weights = torch.tensor([[[[0., 1., 0., 0.], [0., 0., 0., 0.], [0., 0., 0., 0.5],
+                              [0., 0., 0., 0.]]]])
+    assert torch.equal(resize_importance(weights, (2, 2)),
+                       torch.tensor([[[[1., 0.], [0., 0.5]]]]))
+    assert torch.equal(resize_importance(weights, (8, 8))[0, 0, :2, 2:4], torch.ones(2, 2))
+    assert resize_importance(weights, (4, 4)) is weights
+
+
+def test_importance_weighted_error_and_the_grid_of_fractions_of_max():
+    """Against a brute force: every candidate's weighted error recomputed by hand; the weights
+    select one corner of the image, whose values are small, so the chosen amax is smaller than
+    the one the unweighted error picks."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1)).eval()
+    weight, bias = model[0].weight.detach().clone(), model[0].bias.detach().clone()
+    QuantRecipe(fuse_relu=False).apply(model)
+    batches = []
+    for _ in range(2):
+        x = torch.randn(2, 2, 8, 8) * 0.05
+        x[:, :, 4:, :] = torch.randn(2, 2, 4, 8) * 4  # large values where nothing matters
+        batches.append(x)
+    importance = torch.zeros(2, 1, 4, 4)
+    importance[:, :, :2, :] = 1.0  # the top half, at half the resolution (max-pooled)
+    importance[1, :, 0, 0] = 3.0
+
+    def importance_fn(m, batch):
+        m(batch)
+        return importance
+
+    CalibrationManager(model, progress=False).calibrate(batches, 2, 'max')
+    calibrator = model[0].input_quantizer._calibrator
+    w_q = fake_quant(weight, model[0].weight_quantizer.amax, axis=0)
+    full = F.interpolate(importance, size=(8, 8), mode='nearest')
+    plain = {c.layer: c for c in choose_amax_methods(model, batches, 2, METHODS, grid=10)}['0']
+    chosen = {c.layer: c for c in choose_amax_methods(
+        model, batches, 2, METHODS, importance_fn=importance_fn, grid=10)}['0']
+    largest = float(calibrator.compute_amax('max'))
+    amaxes = {m: float(calibrator.compute_amax(m)) for m in METHODS}
+    amaxes.update({f'max x{k / 10:.2f}': largest * k / 10 for k in range(1, 11)})
+    assert set(chosen.errors) == set(amaxes)
+    for name, amax in amaxes.items():
+        squared = weighted = 0.0
+        for x in batches:
+            want = F.conv2d(x, weight, bias)
+            got = F.conv2d(fake_quant(x, amax), w_q, bias)
+            squared += float(((got - want)**2).sum()) / (2 * want.numel())
+            weighted += float(((got - want)**2 * full).sum())
+        assert chosen.errors[name] == pytest.approx(weighted / (2 * 3 * float(full.sum())),
+                                                    rel=1e-4)
+        assert plain.errors[name] == pytest.approx(squared, rel=1e-4)
+    assert chosen.method == min(amaxes, key=lambda n: chosen.errors[n])
+    assert chosen.amax == pytest.approx(amaxes[chosen.method])
+    assert model[0].input_quantizer.amax.item() == pytest.approx(chosen.amax)
+    assert chosen.method == 'max x0.10' and chosen.amax < 0.5 * plain.amax
+    with pytest.raises(ValueError, match='grid must be >= 0'):
+        choose_amax_methods(model, batches, 1, grid=-1)

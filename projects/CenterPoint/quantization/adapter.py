@@ -2,6 +2,7 @@
 from mmengine.config import Config
 
 from apis import ModelAdapter
+from .importance import object_importance
 from .recipe import DEFAULT_CALIB_METHOD, DEFAULT_SKIP_LAYERS, centerpoint_recipe, check_centerpoint
 
 
@@ -35,4 +36,5 @@ CENTERPOINT = ModelAdapter(
     metric_key='det/mAP',
     default_method=DEFAULT_CALIB_METHOD,
     default_skip_layers=DEFAULT_SKIP_LAYERS,
-    qat_optimizer=qat_schedule)
+    qat_optimizer=qat_schedule,
+    importance=object_importance)
