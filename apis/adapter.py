@@ -28,6 +28,8 @@ class ModelAdapter:
         importance (callable, optional): ``fn(float_model, batch) -> (N, 1, H, W)`` position
             weights for the per-layer amax search
             (:data:`quantization.method_choice.ImportanceFn`); None weights every position alike.
+        unweighted_layers (sequence of str): Layer patterns whose output error that search does
+            not weight (their output matters everywhere).
     """
     name: str
     check_model: Callable[[nn.Module, str], None]
@@ -39,3 +41,4 @@ class ModelAdapter:
     table_prefix: str = ''
     bias_correction: bool = False
     importance: Optional[ImportanceFn] = None
+    unweighted_layers: Sequence[str] = ()

@@ -159,7 +159,8 @@ def ptq(config: Union[str, Config],
     choices = []
     if per_layer_amax:
         choices = choose_amax_methods(inputs.model, inputs.calib_loader, per_layer_amax,
-                                      importance_fn=adapter.importance, grid=AMAX_GRID)
+                                      importance_fn=adapter.importance, grid=AMAX_GRID,
+                                      unweighted=adapter.unweighted_layers)
     if adaround:
         set_random_seed(0)
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())

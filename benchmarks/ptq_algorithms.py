@@ -5,8 +5,10 @@ ratio to one float pass over the calibration batches.
     python benchmarks/ptq_algorithms.py [--model centerpoint|sceneseg] [--default-skip]
         [--calib-batches 16] [--choice-batches 2] [--only NAME ...]
 
-Variants: the model's default amax method; with cross-layer equalization; with the amax method
-chosen per layer (``method_choice``); with AdaRound; with bias correction; combinations.
+Variants: the model's default amax method; with cross-layer equalization; with the amax chosen
+per layer (``method_choice``, as ``ptq --per-layer-amax``: weighted by the model's importance map
+where its adapter has one, among the methods and a grid of fractions of max); with AdaRound; with
+bias correction; combinations.
 """
 import argparse
 import os.path as osp
@@ -20,7 +22,7 @@ import torch  # noqa: E402
 from mmengine.runner import set_random_seed  # noqa: E402
 
 from apis.inputs import load_inputs  # noqa: E402
-from apis.ptq import calibrate, draw_intervals, evaluate  # noqa: E402
+from apis.ptq import AMAX_GRID, calibrate, draw_intervals, evaluate  # noqa: E402
 from quantization.adaround import adaround  # noqa: E402
 from quantization.bias_correction import correct_bias  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
@@ -33,13 +35,14 @@ MODELS = {
                  'projects/SceneSeg/checkpoints/sceneseg_synthetic_small.pth'),
 }
 #: name -> the algorithms it runs, in this order: equalization, calibration (always), per-layer
-#: method choice, AdaRound, bias correction
+#: amax, AdaRound, bias correction
 VARIANTS = {
     'one method': (),
     'equalization': ('equalize', ),
-    'per-layer method': ('choice', ),
+    'per-layer amax': ('choice', ),
     'AdaRound': ('adaround', ),
     'bias correction': ('bias', ),
+    'per-layer amax + bias correction': ('choice', 'bias'),
     'AdaRound + bias correction': ('adaround', 'bias'),
     'all': ('equalize', 'choice', 'adaround', 'bias'),
 }
@@ -73,7 +76,9 @@ def run_variant(args, adapter, algorithms):
     calibrate(inputs, args.calib_batches, adapter.default_method)
     choices = []
     if 'choice' in algorithms:
-        choices = choose_amax_methods(inputs.model, inputs.calib_loader, args.choice_batches)
+        choices = choose_amax_methods(inputs.model, inputs.calib_loader, args.choice_batches,
+                                      importance_fn=adapter.importance, grid=AMAX_GRID,
+                                      unweighted=adapter.unweighted_layers)
     if 'adaround' in algorithms:
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)
@@ -92,7 +97,7 @@ def main():
                         help='the recipe\'s skip list (default: every layer INT8)')
     parser.add_argument('--calib-batches', type=int, default=16)
     parser.add_argument('--choice-batches', type=int, default=2,
-                        help='batches for the per-layer method choice and AdaRound')
+                        help='batches for the per-layer amax and AdaRound')
     parser.add_argument('--only', nargs='+', choices=sorted(VARIANTS), default=sorted(VARIANTS))
     args = parser.parse_args()
     adapter = adapter_of(args.model)
@@ -108,12 +113,12 @@ def main():
         frames, seconds, choices = run_variant(args, adapter, algorithms)
         evaluations[name], ratios[name] = frames, seconds / float_seconds
         if choices:
-            print(f'{name}: methods chosen {dict(Counter(c.method for c in choices))}')
+            print(f'{name}: amax chosen {dict(Counter(c.method for c in choices))}')
     key = adapter.metric_key
     intervals = draw_intervals(evaluations, [key], 1000)
     print(f'{args.model}, {"default skip list" if args.default_skip else "every layer INT8"}, '
           f'{adapter.default_method}, {args.calib_batches} calibration batches (one float pass '
-          f'over them: {float_seconds:.1f} s), method choice and AdaRound on '
+          f'over them: {float_seconds:.1f} s), per-layer amax and AdaRound on '
           f'{args.choice_batches}')
     print(f'| PTQ | {key} [95%] | minus float [95%] | calibration time / float pass |\n'
           '|---|---:|---:|---:|')

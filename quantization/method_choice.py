@@ -9,7 +9,9 @@ and weight quantizers on. The layers' inputs of the batches are held in memory: 
 The error can weight positions: an *importance* function runs the float model on a batch and
 returns (N, 1, H, W) weights, e.g. a detector's confidence that an object is there. Every 4-d
 layer output is then weighted by them, max-pooled to a coarser map or repeated (nearest) to a
-finer one, so that the ranges serve what the model is for and not the empty background.
+finer one, so that the ranges serve what the model is for and not the empty background. Layers
+whose output matters everywhere (a detector's heatmap, whose false positives lie on the
+background) can be left unweighted.
 """
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -22,7 +24,7 @@ from torch import nn
 from .calib import HistogramCalibrator
 from .calibration import ForwardFn, default_forward, run_batches
 from .descriptor import AMAX_METHODS
-from .toggle import enabled_state, restore_enabled_state, set_all_quantizers
+from .toggle import enabled_state, name_matches, restore_enabled_state, set_all_quantizers
 
 
 #: ``fn(float_model, batch) -> (N, 1, H, W)`` position weights >= 0; it runs the model itself
@@ -128,6 +130,7 @@ def choose_amax_methods(model: nn.Module,
                         forward_fn: Optional[ForwardFn] = None,
                         importance_fn: Optional[ImportanceFn] = None,
                         grid: int = 0,
+                        unweighted: Sequence[str] = (),
                         **method_kwargs) -> List[MethodChoice]:
     """Load into each layer's input quantizer the amax, among those of ``methods`` and ``grid``
     fractions of max's, with the smallest mean squared error of the layer's output against the
@@ -136,7 +139,8 @@ def choose_amax_methods(model: nn.Module,
 
     Call after :meth:`CalibrationManager.calibrate` (its histograms, and the weights' amax).
     ``importance_fn`` (which then runs the batches instead of ``forward_fn``) weights the error
-    by position (see the module's docstring). Ties go to the earlier candidate. The
+    by position (see the module's docstring), except for the layers matching the glob patterns
+    ``unweighted``. Ties go to the earlier candidate. The
     ``method_kwargs`` go to the reductions that take them (``percentile=99.99``,
     ``start_bin=128``). Other quantizers (element-wise ones, layers without data) keep their
     amax.
@@ -159,12 +163,13 @@ def choose_amax_methods(model: nn.Module,
         expected = [layer(*args) for _, args in calls[name]]
         restore_enabled_state(layer, snapshot)
         candidates = _candidates(quantizer, methods, grid, method_kwargs)
+        plain = any(name_matches(name, pattern) for pattern in unweighted)
         sums = torch.zeros(len(candidates), 2, dtype=torch.float64)  # (squared, elements)
         for index, amax in enumerate(candidates.values()):
             quantizer.set_amax(amax)
             for (batch, args), want in zip(calls[name], expected):
-                sums[index] += torch.tensor(squared_error(layer(*args), want, weights[batch]),
-                                            dtype=torch.float64)
+                error = squared_error(layer(*args), want, None if plain else weights[batch])
+                sums[index] += torch.tensor(error, dtype=torch.float64)
         all_reduce(sums)  # the ranks' batches (a rank may have none): one choice for all
         if sums[0, 1] == 0:
             continue

@@ -116,5 +116,8 @@ def test_importance_weighted_error_and_the_grid_of_fractions_of_max():
     assert chosen.amax == pytest.approx(amaxes[chosen.method])
     assert model[0].input_quantizer.amax.item() == pytest.approx(chosen.amax)
     assert chosen.method == 'max x0.10' and chosen.amax < 0.5 * plain.amax
+    exempt = choose_amax_methods(model, batches, 2, METHODS, importance_fn=importance_fn,
+                                 grid=10, unweighted=['0'])[0]
+    assert exempt.errors == plain.errors and exempt.method == plain.method
     with pytest.raises(ValueError, match='grid must be >= 0'):
         choose_amax_methods(model, batches, 1, grid=-1)

@@ -2,7 +2,7 @@
 from mmengine.config import Config
 
 from apis import ModelAdapter
-from .importance import object_importance
+from .importance import UNWEIGHTED_LAYERS, object_importance
 from .recipe import DEFAULT_CALIB_METHOD, DEFAULT_SKIP_LAYERS, centerpoint_recipe, check_centerpoint
 
 
@@ -37,4 +37,5 @@ CENTERPOINT = ModelAdapter(
     default_method=DEFAULT_CALIB_METHOD,
     default_skip_layers=DEFAULT_SKIP_LAYERS,
     qat_optimizer=qat_schedule,
-    importance=object_importance)
+    importance=object_importance,
+    unweighted_layers=UNWEIGHTED_LAYERS)
