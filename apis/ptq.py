@@ -107,6 +107,15 @@ def calibrate(inputs: QuantInputs, calib_batches: int, method: str,
     return counts['batches']
 
 
+def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int) -> List[MethodChoice]:
+    """Each layer's input amax chosen on ``batches`` calibration batches, after :func:`calibrate`:
+    among the methods' and :data:`AMAX_GRID` fractions of max's, by the layer's output error
+    weighted by the adapter's importance map (but for its ``unweighted_layers``)."""
+    return choose_amax_methods(inputs.model, inputs.calib_loader, batches,
+                               importance_fn=adapter.importance, grid=AMAX_GRID,
+                               unweighted=adapter.unweighted_layers)
+
+
 def ptq(config: Union[str, Config],
         checkpoint: str,
         adapter: ModelAdapter,
@@ -156,11 +165,7 @@ def ptq(config: Union[str, Config],
     metrics, frames = evaluate(inputs)
     rows, evaluations = [('float', metrics)], {'float': frames}
     seen = calibrate(inputs, calib_batches, methods[0])
-    choices = []
-    if per_layer_amax:
-        choices = choose_amax_methods(inputs.model, inputs.calib_loader, per_layer_amax,
-                                      importance_fn=adapter.importance, grid=AMAX_GRID,
-                                      unweighted=adapter.unweighted_layers)
+    choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
     if adaround:
         set_random_seed(0)
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())

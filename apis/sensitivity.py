@@ -25,7 +25,7 @@ from quantization.toggle import match_quantizers
 from .adapter import ModelAdapter
 from .launcher import init_launcher
 from .inputs import load_inputs
-from .ptq import calibrate, check_methods
+from .ptq import calibrate, check_methods, choose_amax
 from .user_input import check_non_negative, check_positive
 
 #: Layers whose loss and gain get bootstrap intervals (the ones the table shows).
@@ -110,16 +110,19 @@ def sensitivity(config: Union[str, Config],
                 cfg_options: Optional[dict] = None,
                 device: Optional[str] = None,
                 launcher: str = 'none',
-                bootstrap_rounds: int = DEFAULT_ROUNDS) -> SensitivityResult:
+                bootstrap_rounds: int = DEFAULT_ROUNDS,
+                per_layer_amax: int = 0) -> SensitivityResult:
     """Every quantizable layer alone and left out (``2 * layers + 2`` evaluations on the first
     ``eval_batches`` test batches, default all), then the shortest skip list within ``budget``
     metric points of float. Writes ``output`` (CSV) and its PNG on rank 0. Float, all-INT8 and
     the loss and gain of the first ``INTERVAL_LAYERS`` layers get bootstrap intervals
-    (``bootstrap_rounds`` draws, 0: none; on rank 0)."""
+    (``bootstrap_rounds`` draws, 0: none; on rank 0). ``per_layer_amax``: each layer's input
+    amax chosen on this many calibration batches, as ``ptq`` does (0: ``method``'s)."""
     method = check_methods([method or adapter.default_method])[0]
     check_positive({'calib_batches': calib_batches, 'eval_batches': eval_batches},
                    'calib_batches', 'eval_batches')
-    check_non_negative({'bootstrap_rounds': bootstrap_rounds}, 'bootstrap_rounds')
+    check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'per_layer_amax': per_layer_amax},
+                       'bootstrap_rounds', 'per_layer_amax')
     check_output_file(output, '--output')
     check_output_file(png_path(output), '--output')
     init_launcher(launcher)
@@ -127,6 +130,8 @@ def sensitivity(config: Union[str, Config],
                          cfg_options, device, whole_data=True)
     model, loader = inputs.model, inputs.test_loader
     seen = calibrate(inputs, calib_batches, method, share_ranks=False)
+    if per_layer_amax:
+        choose_amax(inputs, adapter, per_layer_amax)
     batches = list(islice(loader, eval_batches)) if eval_batches else loader
     frames = (sum(len(batch['data_samples']) for batch in batches)
               if eval_batches else len(loader.dataset))

@@ -22,11 +22,10 @@ import torch  # noqa: E402
 from mmengine.runner import set_random_seed  # noqa: E402
 
 from apis.inputs import load_inputs  # noqa: E402
-from apis.ptq import AMAX_GRID, calibrate, draw_intervals, evaluate  # noqa: E402
+from apis.ptq import calibrate, choose_amax, draw_intervals, evaluate  # noqa: E402
 from quantization.adaround import adaround  # noqa: E402
 from quantization.bias_correction import correct_bias  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
-from quantization.method_choice import choose_amax_methods  # noqa: E402
 
 MODELS = {
     'centerpoint': ('configs/centerpoint/centerpoint_pillar_synthetic_small.py',
@@ -76,9 +75,7 @@ def run_variant(args, adapter, algorithms):
     calibrate(inputs, args.calib_batches, adapter.default_method)
     choices = []
     if 'choice' in algorithms:
-        choices = choose_amax_methods(inputs.model, inputs.calib_loader, args.choice_batches,
-                                      importance_fn=adapter.importance, grid=AMAX_GRID,
-                                      unweighted=adapter.unweighted_layers)
+        choices = choose_amax(inputs, adapter, args.choice_batches)
     if 'adaround' in algorithms:
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)

@@ -95,6 +95,30 @@ def test_ptq_per_layer_amax_loads_and_records_each_layers_choice(tiny, tmp_path)
         assert len(choice.errors) == 4 + AMAX_GRID
 
 
+def test_sensitivity_with_per_layer_amax_starts_from_the_ptq_it_gives(tiny, tmp_path):
+    ptq = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'p.pth'),
+                   calib_batches=1, skip_layers=[], bootstrap_rounds=0, per_layer_amax=1)
+    sens = apis.sensitivity(tiny['cfg'], tiny['checkpoint'], CENTERPOINT,
+                            str(tmp_path / 's.csv'), calib_batches=1, bootstrap_rounds=0,
+                            layers=['pts_bbox_head.task_heads.0.heatmap.0'], per_layer_amax=1)
+    key = CENTERPOINT.metric_key
+    amax = 'pts_bbox_head.task_heads.0.heatmap.0.conv.input_quantizer'
+    chosen = ptq.amax[amax]
+    # all INT8 is ptq's model; the one layer analysed, alone, is ptq's with the rest in float
+    assert sens.report.quant_metric == pytest.approx(dict(ptq.rows)['PTQ (mse)'][key])
+    sole = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'r.pth'),
+                    calib_batches=1, bootstrap_rounds=0, per_layer_amax=1,
+                    skip_layers=['pts_voxel_encoder', 'pts_backbone', 'pts_neck',
+                                 'pts_bbox_head.shared_conv', 'pts_bbox_head.task_heads.0.reg',
+                                 'pts_bbox_head.task_heads.0.height',
+                                 'pts_bbox_head.task_heads.0.dim', 'pts_bbox_head.task_heads.0.rot',
+                                 'pts_bbox_head.task_heads.0.vel',
+                                 'pts_bbox_head.task_heads.0.heatmap.1'])
+    assert torch.equal(sole.amax[amax], chosen)
+    assert sens.report.layers[0].only_quantized == pytest.approx(
+        dict(sole.rows)['PTQ (mse)'][key])
+
+
 def build_model(cfg):
     from mmdet3d.registry import MODELS
     return MODELS.build(cfg.model)

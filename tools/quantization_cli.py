@@ -42,6 +42,12 @@ def _add_common(sub, adapter: ModelAdapter, verb: str):
                      help='work dir' if verb == 'qat' else 'output file')
     sub.add_argument('--device', default=None,
                      help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
+    if verb != 'qat':
+        sub.add_argument('--per-layer-amax', type=int, default=0, metavar='BATCHES',
+                         help='choose each layer\'s input amax on this many calibration '
+                         'batches, by its output error' + (
+                             ' weighted by where the model\'s output matters'
+                             if adapter.importance else '') + ' (0: --method\'s for every layer)')
     add_launcher_options(sub)
     add_cfg_options(sub)
 
@@ -70,11 +76,6 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--adaround', type=int, default=0, metavar='BATCHES',
                              help='learn the weights\' rounding (AdaRound) on this many '
                              'calibration batches (0: nearest rounding)')
-            sub.add_argument('--per-layer-amax', type=int, default=0, metavar='BATCHES',
-                             help='choose each layer\'s input amax on this many calibration '
-                             'batches, by its output error' + (
-                                 ' weighted by the object confidence' if adapter.importance
-                                 else '') + ' (0: --method\'s for every layer)')
         if verb == 'sensitivity':
             sub.add_argument('--budget', type=float, default=0.3,
                              help=f'{adapter.metric_key} points the skip list may lose')
@@ -124,7 +125,7 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
         result = sensitivity(args.config, args.checkpoint, adapter, args.output,
                              args.calib_batches, args.method, args.budget, args.layers,
                              args.eval_batches, bootstrap_rounds=args.bootstrap_rounds,
-                             **_common(args))
+                             per_layer_amax=args.per_layer_amax, **_common(args))
         report, search, key = result.report, result.search, adapter.metric_key
         if result.headline is not None:
             figures = (f'float {result.headline.metric["float"][key]}, all INT8 '
