@@ -140,10 +140,9 @@ def choose_amax_methods(model: nn.Module,
     Call after :meth:`CalibrationManager.calibrate` (its histograms, and the weights' amax).
     ``importance_fn`` (which then runs the batches instead of ``forward_fn``) weights the error
     by position (see the module's docstring), except for the layers matching the glob patterns
-    ``unweighted``. Ties go to the earlier candidate. The
-    ``method_kwargs`` go to the reductions that take them (``percentile=99.99``,
-    ``start_bin=128``). Other quantizers (element-wise ones, layers without data) keep their
-    amax.
+    ``unweighted``. Ties go to the earlier candidate. The ``method_kwargs`` go to the reductions
+    that take them (``percentile=99.99``, ``start_bin=128``). Other quantizers (element-wise
+    ones, layers without data) keep their amax.
     """
     unknown = sorted(set(methods) - set(AMAX_METHODS))
     if unknown:
