@@ -78,10 +78,19 @@ def float_layer_calls(model: nn.Module, layers: Dict[str, nn.Module], data: Iter
     return calls, returned
 
 
+def _results_dropped(forward_fn: ForwardFn) -> ForwardFn:
+    """``forward_fn`` returning None, so that no batch's predictions are held."""
+
+    def forward(model: nn.Module, batch) -> None:
+        forward_fn(model, batch)
+
+    return forward
+
+
 def float_layer_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Iterable,
                        num_batches: int, forward_fn: ForwardFn) -> Dict[str, List[tuple]]:
     """The positional inputs each layer receives from the float model, call by call."""
-    calls, _ = float_layer_calls(model, layers, data, num_batches, forward_fn)
+    calls, _ = float_layer_calls(model, layers, data, num_batches, _results_dropped(forward_fn))
     return {name: [args for _, args in layer_calls] for name, layer_calls in calls.items()}
 
 
@@ -150,10 +159,9 @@ def choose_amax_methods(model: nn.Module,
     if grid < 0:
         raise ValueError(f'grid must be >= 0, got {grid}')
     layers = _chosen_layers(model)
-    calls, weights = float_layer_calls(model, layers, data, num_batches,
-                                       importance_fn or forward_fn or default_forward)
-    if importance_fn is None:
-        weights = [None] * len(weights)
+    calls, weights = float_layer_calls(
+        model, layers, data, num_batches,
+        importance_fn or _results_dropped(forward_fn or default_forward))
     choices = []
     for name, layer in layers.items():
         quantizer = layer.input_quantizer
