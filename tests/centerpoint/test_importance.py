@@ -1,6 +1,7 @@
 """CenterPoint's importance weights for the per-layer amax search, against the head's heatmaps
 computed through mmdet3d's own calls (data preprocessor, ``extract_feat``, the head)."""
 import torch
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from projects.CenterPoint.quantization.importance import object_importance
@@ -8,6 +9,7 @@ from projects.CenterPoint.quantization.importance import object_importance
 
 def test_object_importance_is_the_largest_heatmap_score_of_every_task(tiny):
     from mmdet3d.registry import MODELS
+    init_default_scope('mmdet3d')  # earlier tests may have left another scope current
     model = MODELS.build(tiny['cfg'].model)
     model.load_state_dict(torch.load(tiny['checkpoint'], weights_only=True)['state_dict'])
     model.eval()
