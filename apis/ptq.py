@@ -116,6 +116,20 @@ def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int) -> Lis
                                unweighted=adapter.unweighted_layers)
 
 
+def calibration_meta(checkpoint: str, inputs: QuantInputs, seen: int, calib_batches: int,
+                     method: str, calib_split: str, bias_correction: bool, adaround: int,
+                     choices: Sequence[MethodChoice]) -> dict:
+    """A PTQ checkpoint's ``meta`` besides the recipe: the float checkpoint it came from and the
+    calibration done (batches seen and asked for, method, split, algorithms, per-layer amax)."""
+    return {
+        'float_checkpoint': checkpoint,
+        'calibration': dict(batches=seen, requested=calib_batches, method=method,
+                            split=calib_split, equalize=inputs.recipe.equalize,
+                            bias_correction=bias_correction, adaround_batches=adaround,
+                            per_layer_amax={c.layer: c.method for c in choices})
+    }
+
+
 def ptq(config: Union[str, Config],
         checkpoint: str,
         adapter: ModelAdapter,
@@ -185,17 +199,9 @@ def ptq(config: Union[str, Config],
         checkpoints[method] = method_output(output, method, methods)
         if is_main_process():
             save_quantized_checkpoint(
-                inputs.model,
-                checkpoints[method],
-                inputs.recipe,
-                meta={
-                    'float_checkpoint': checkpoint,
-                    'calibration': dict(batches=seen, requested=calib_batches, method=method,
-                                        split=calib_split, equalize=inputs.recipe.equalize,
-                                        bias_correction=bias_correction,
-                                        adaround_batches=adaround,
-                                        per_layer_amax={c.layer: c.method for c in choices})
-                })
+                inputs.model, checkpoints[method], inputs.recipe,
+                meta=calibration_meta(checkpoint, inputs, seen, calib_batches, method,
+                                      calib_split, bias_correction, adaround, choices))
     intervals = draw_intervals(evaluations, metric_keys(rows[0][1], adapter.table_prefix),
                                bootstrap_rounds)
     return PTQResult(rows, checkpoints, seen, list(inputs.recipe.skip_layers), adapter.table_prefix,

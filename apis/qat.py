@@ -7,17 +7,22 @@ from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
+
+from quantization import save_quantized_checkpoint
+from quantization.bias_correction import correct_bias
 
 from quantization.bootstrap import DEFAULT_ROUNDS, BootstrapResult
 from quantization.errors import UserError
 from quantization.fileio import check_output_dir
 from quantization.resume import resolve_start
 from .adapter import ModelAdapter
-from .inputs import load_inputs
+from .inputs import QuantInputs, load_inputs
 from .launcher import distributed_runner_cfg, init_launcher
-from .ptq import check_methods, draw_intervals, evaluate
+from .ptq import (calibrate, calibration_meta, check_methods, choose_amax, draw_intervals,
+                  evaluate)
 from .results import metric_keys, metrics_table
 from .user_input import check_non_negative, check_positive
 
@@ -61,6 +66,28 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
+#: the PTQ model QAT starts from when the flow calibrates it itself, in the work dir
+PTQ_START = 'ptq_start.pth'
+
+
+def calibrate_start(inputs: QuantInputs, adapter: ModelAdapter, checkpoint: str, path: str,
+                    calib_batches: int, method: str, calib_split: str, per_layer_amax: int,
+                    bias_correction: bool) -> None:
+    """PTQ of ``inputs.model`` as ``ptq`` does it (``per_layer_amax`` search, bias correction),
+    saved to ``path`` for QAT to start from; the ranks wait until it is written."""
+    seen = calibrate(inputs, calib_batches, method)
+    choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
+    if bias_correction:
+        set_random_seed(0)
+        correct_bias(inputs.model, inputs.calib_loader, calib_batches)
+    if is_main_process():
+        save_quantized_checkpoint(
+            inputs.model, path, inputs.recipe,
+            meta=calibration_meta(checkpoint, inputs, seen, calib_batches, method, calib_split,
+                                  bias_correction, 0, choices))
+    barrier()
+
+
 def qat(config: Union[str, Config],
         checkpoint: str,
         adapter: ModelAdapter,
@@ -78,16 +105,24 @@ def qat(config: Union[str, Config],
         amp: bool = False,
         seed: Optional[int] = None,
         bootstrap_rounds: int = DEFAULT_ROUNDS,
-        learn_amax: bool = False) -> QATResult:
+        learn_amax: bool = False,
+        per_layer_amax: int = 0,
+        bias_correction: Optional[bool] = None) -> QATResult:
     """Fine-tune the float model of ``config`` + ``checkpoint`` with QATHook for ``epochs``
     (peak ``lr``, default 10x below the config's) into ``work_dir``; ``resume`` continues from
     its last complete checkpoint. The Runner trains on its own device (CUDA when available), so
     ``device`` may only confirm it. ``seed`` replaces the config's ``randomness.seed``. The float
     model is evaluated first, so QAT minus float gets a paired bootstrap interval.
-    ``learn_amax``: the activation ranges are trained (``QATHook(learn_amax=True)``)."""
+    ``learn_amax``: the activation ranges are trained (``QATHook(learn_amax=True)``).
+    ``per_layer_amax`` (batches, 0: off) and ``bias_correction`` (None: the adapter's default):
+    training starts from ``ptq``'s model with them, calibrated here and saved to
+    ``work_dir/ptq_start.pth``, instead of QATHook's calibration with ``method``."""
     method = check_methods([method or adapter.default_method])[0]
     check_positive({'calib_batches': calib_batches, 'epochs': epochs}, 'calib_batches', 'epochs')
-    check_non_negative({'bootstrap_rounds': bootstrap_rounds}, 'bootstrap_rounds')
+    check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'per_layer_amax': per_layer_amax},
+                       'bootstrap_rounds', 'per_layer_amax')
+    if bias_correction is None:
+        bias_correction = adapter.bias_correction
     check_output_dir(work_dir, '--output')
     init_launcher(launcher)
     inputs = load_inputs(config, checkpoint, adapter, skip_layers, calib_split,
@@ -103,6 +138,11 @@ def qat(config: Union[str, Config],
     if seed is not None:
         qat_cfg.randomness = dict(qat_cfg.get('randomness') or {}, seed=seed)
     start = resolve_start(work_dir, resume, checkpoint)
+    if start.load_from is not None and (per_layer_amax or bias_correction):
+        start.load_from = osp.join(work_dir, PTQ_START)
+        calibrate_start(inputs, adapter, checkpoint, start.load_from, calib_batches, method,
+                        calib_split, per_layer_amax, bias_correction)
+        start.message += f', calibrated into {start.load_from}'
     start.apply(qat_cfg)
     print_log(f'QAT: {start.message}', logger='current')
     qat_cfg.train_cfg.max_epochs = epochs

@@ -42,12 +42,17 @@ def _add_common(sub, adapter: ModelAdapter, verb: str):
                      help='work dir' if verb == 'qat' else 'output file')
     sub.add_argument('--device', default=None,
                      help='cpu, cuda or cuda:N (default: cuda when available, else cpu)')
-    if verb != 'qat':
-        sub.add_argument('--per-layer-amax', type=int, default=0, metavar='BATCHES',
-                         help='choose each layer\'s input amax on this many calibration '
-                         'batches, by its output error' + (
-                             ' weighted by where the model\'s output matters'
-                             if adapter.importance else '') + ' (0: --method\'s for every layer)')
+    sub.add_argument('--per-layer-amax', type=int, default=0, metavar='BATCHES',
+                     help='choose each layer\'s input amax on this many calibration '
+                     'batches, by its output error' + (
+                         ' weighted by where the model\'s output matters'
+                         if adapter.importance else '') + ' (0: --method\'s for every layer)'
+                     + ('; QAT starts from that PTQ model' if verb == 'qat' else ''))
+    if verb != 'sensitivity':
+        sub.add_argument('--bias-correction', action=argparse.BooleanOptionalAction,
+                         default=None, help='correct each layer\'s bias by its mean output '
+                         'shift on the calibration batches; unset: '
+                         f'{"on" if adapter.bias_correction else "off"}')
     add_launcher_options(sub)
     add_cfg_options(sub)
 
@@ -69,10 +74,6 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--equalize', action=argparse.BooleanOptionalAction, default=None,
                              help='cross-layer equalization of ReLU-joined layers before '
                              'calibration; unset keeps the recipe\'s setting')
-            sub.add_argument('--bias-correction', action=argparse.BooleanOptionalAction,
-                             default=None, help='correct each layer\'s bias by its mean output '
-                             'shift on the calibration batches; unset: '
-                             f'{"on" if adapter.bias_correction else "off"}')
             sub.add_argument('--adaround', type=int, default=0, metavar='BATCHES',
                              help='learn the weights\' rounding (AdaRound) on this many '
                              'calibration batches (0: nearest rounding)')
@@ -144,7 +145,8 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
         result = qat(args.config, args.checkpoint, adapter, args.output, args.epochs, args.lr,
                      args.resume, args.calib_batches, args.method, args.skip_layers,
                      amp=args.amp, seed=args.seed, bootstrap_rounds=args.bootstrap_rounds,
-                     learn_amax=args.learn_amax, **_common(args))
+                     learn_amax=args.learn_amax, per_layer_amax=args.per_layer_amax,
+                     bias_correction=args.bias_correction, **_common(args))
         say(result.table())
         say(f'checkpoints in {args.output} (resume with --resume)')
     close_launcher()
