@@ -107,13 +107,15 @@ def calibrate(inputs: QuantInputs, calib_batches: int, method: str,
     return counts['batches']
 
 
-def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int) -> List[MethodChoice]:
+def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
+                sequential: bool = False) -> List[MethodChoice]:
     """Each layer's input amax chosen on ``batches`` calibration batches, after :func:`calibrate`:
     among the methods' and :data:`AMAX_GRID` fractions of max's, by the layer's output error
-    weighted by the adapter's importance map (but for its ``unweighted_layers``)."""
+    weighted by the adapter's importance map (but for its ``unweighted_layers``); ``sequential``:
+    on the quantized model's inputs (:func:`choose_amax_methods`)."""
     return choose_amax_methods(inputs.model, inputs.calib_loader, batches,
                                importance_fn=adapter.importance, grid=AMAX_GRID,
-                               unweighted=adapter.unweighted_layers)
+                               unweighted=adapter.unweighted_layers, sequential=sequential)
 
 
 def calibration_meta(checkpoint: str, inputs: QuantInputs, seen: int, calib_batches: int,

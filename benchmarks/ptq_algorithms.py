@@ -34,7 +34,7 @@ MODELS = {
                  'projects/SceneSeg/checkpoints/sceneseg_synthetic_small.pth'),
 }
 #: name -> the algorithms it runs, in this order: equalization, calibration (always), per-layer
-#: amax, AdaRound, bias correction
+#: amax (or its sequential search), AdaRound, bias correction
 VARIANTS = {
     'one method': (),
     'equalization': ('equalize', ),
@@ -42,6 +42,8 @@ VARIANTS = {
     'AdaRound': ('adaround', ),
     'bias correction': ('bias', ),
     'per-layer amax + bias correction': ('choice', 'bias'),
+    'sequential per-layer amax': ('sequential', ),
+    'sequential per-layer amax + bias correction': ('sequential', 'bias'),
     'AdaRound + bias correction': ('adaround', 'bias'),
     'all': ('equalize', 'choice', 'adaround', 'bias'),
 }
@@ -74,8 +76,8 @@ def run_variant(args, adapter, algorithms):
     start = time.perf_counter()
     calibrate(inputs, args.calib_batches, adapter.default_method)
     choices = []
-    if 'choice' in algorithms:
-        choices = choose_amax(inputs, adapter, args.choice_batches)
+    if 'choice' in algorithms or 'sequential' in algorithms:
+        choices = choose_amax(inputs, adapter, args.choice_batches, 'sequential' in algorithms)
     if 'adaround' in algorithms:
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)

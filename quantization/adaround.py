@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .calibration import ForwardFn, default_forward
-from .method_choice import float_layer_inputs
+from .method_choice import float_layer_inputs, quantized_layer_inputs
 from .nn._quant_layer import QuantLayerMixin
 from .tensor_quantizer import TensorQuantizer
 
@@ -147,33 +147,6 @@ def adaround_layer(layer: nn.Module,
     return AdaRoundResult(name, nearest_error, learned_error, flipped)
 
 
-class _Reached(Exception):
-    """Raised by the hook that captured a layer's input: the rest of the forward is not needed."""
-
-
-@torch.no_grad()
-def _quantized_inputs(model: nn.Module, layer: nn.Module, batches: list,
-                      forward_fn: ForwardFn) -> List[torch.Tensor]:
-    """The first positional input of ``layer`` in the quantized model for each batch; each
-    forward stops at the layer."""
-    captured = []
-
-    def capture(_, args):
-        captured.append(args[0].detach())
-        raise _Reached
-
-    handle = layer.register_forward_pre_hook(capture)
-    try:
-        for batch in batches:
-            try:
-                forward_fn(model, batch)
-            except _Reached:
-                pass
-    finally:
-        handle.remove()
-    return captured
-
-
 def adaround(model: nn.Module,
              data: Iterable,
              num_batches: int = 2,
@@ -199,8 +172,8 @@ def adaround(model: nn.Module,
         if len(calls) != len(batches):
             raise ValueError(f'{name}: called {len(calls)} times in {len(batches)} forwards; '
                              'AdaRound pairs one call per forward')
-        quant_inputs = _quantized_inputs(model, layer, batches, forward_fn)
-        pairs = [(args[0], quantized) for args, quantized in zip(calls, quant_inputs)]
+        quant_inputs = quantized_layer_inputs(model, layer, batches, forward_fn)
+        pairs = [(args[0], quantized[0]) for args, quantized in zip(calls, quant_inputs)]
         with torch.enable_grad():
             result = adaround_layer(layer, pairs, name, **layer_kwargs)
         results.append(result)

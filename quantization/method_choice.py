@@ -14,6 +14,7 @@ whose output matters everywhere (a detector's heatmap, whose false positives lie
 background) can be left unweighted.
 """
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -94,6 +95,33 @@ def float_layer_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Ite
     return {name: [args for _, args in layer_calls] for name, layer_calls in calls.items()}
 
 
+class _Reached(Exception):
+    """Raised by the hook that captured a layer's input: the rest of the forward is not needed."""
+
+
+@torch.no_grad()
+def quantized_layer_inputs(model: nn.Module, layer: nn.Module, batches: Sequence,
+                           forward_fn: ForwardFn) -> List[tuple]:
+    """The positional inputs of ``layer``'s first call in each batch's forward through
+    ``model`` as it is quantized now; each forward stops at the layer."""
+    captured = []
+
+    def capture(_, args):
+        captured.append(tuple(a.detach() for a in args))
+        raise _Reached
+
+    handle = layer.register_forward_pre_hook(capture)
+    try:
+        for batch in batches:
+            try:
+                forward_fn(model, batch)
+            except _Reached:
+                pass
+    finally:
+        handle.remove()
+    return captured
+
+
 def resize_importance(weights: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """(N, 1, H, W) weights on an (h, w) map: max-pooled where it is coarser, nearest-repeated
     where it is finer."""
@@ -131,6 +159,17 @@ def _candidates(quantizer, methods: Sequence[str], grid: int,
     return amaxes
 
 
+def _sequential_calls(model: nn.Module, name: str, layer: nn.Module, batches: list,
+                      float_calls: List[Tuple[int, tuple]],
+                      forward_fn: ForwardFn) -> List[Tuple[int, tuple]]:
+    """``layer``'s inputs in the quantized model, paired with its float calls by batch."""
+    if [batch for batch, _ in float_calls] != list(range(len(batches))):
+        raise ValueError(f'{name}: called {len(float_calls)} times in {len(batches)} forwards; '
+                         'the sequential search pairs one call per forward')
+    inputs = quantized_layer_inputs(model, layer, batches, forward_fn)
+    return list(enumerate(inputs))
+
+
 @torch.no_grad()
 def choose_amax_methods(model: nn.Module,
                         data: Iterable,
@@ -140,6 +179,7 @@ def choose_amax_methods(model: nn.Module,
                         importance_fn: Optional[ImportanceFn] = None,
                         grid: int = 0,
                         unweighted: Sequence[str] = (),
+                        sequential: bool = False,
                         **method_kwargs) -> List[MethodChoice]:
     """Load into each layer's input quantizer the amax, among those of ``methods`` and ``grid``
     fractions of max's, with the smallest mean squared error of the layer's output against the
@@ -149,7 +189,11 @@ def choose_amax_methods(model: nn.Module,
     Call after :meth:`CalibrationManager.calibrate` (its histograms, and the weights' amax).
     ``importance_fn`` (which then runs the batches instead of ``forward_fn``) weights the error
     by position (see the module's docstring), except for the layers matching the glob patterns
-    ``unweighted``. Ties go to the earlier candidate. The ``method_kwargs`` go to the reductions
+    ``unweighted``. ``sequential``: each layer's candidates run on the inputs the quantized model
+    gives it, with the layers before it (module order) already chosen, against the float
+    layer on the float inputs, so a range can make up for the error upstream; the batches are
+    then kept in memory and each layer must run once per forward. Ties go to the earlier
+    candidate. The ``method_kwargs`` go to the reductions
     that take them (``percentile=99.99``, ``start_bin=128``). Other quantizers (element-wise
     ones, layers without data) keep their amax.
     """
@@ -159,9 +203,11 @@ def choose_amax_methods(model: nn.Module,
     if grid < 0:
         raise ValueError(f'grid must be >= 0, got {grid}')
     layers = _chosen_layers(model)
-    calls, weights = float_layer_calls(
-        model, layers, data, num_batches,
-        importance_fn or _results_dropped(forward_fn or default_forward))
+    forward_fn = forward_fn or default_forward
+    if sequential:
+        data = list(islice(data, num_batches))
+    calls, weights = float_layer_calls(model, layers, data, num_batches,
+                                       importance_fn or _results_dropped(forward_fn))
     choices = []
     for name, layer in layers.items():
         quantizer = layer.input_quantizer
@@ -169,6 +215,8 @@ def choose_amax_methods(model: nn.Module,
         set_all_quantizers(layer, False)
         expected = [layer(*args) for _, args in calls[name]]
         restore_enabled_state(layer, snapshot)
+        if sequential:
+            calls[name] = _sequential_calls(model, name, layer, data, calls[name], forward_fn)
         candidates = _candidates(quantizer, methods, grid, method_kwargs)
         plain = any(name_matches(name, pattern) for pattern in unweighted)
         sums = torch.zeros(len(candidates), 2, dtype=torch.float64)  # (squared, elements)

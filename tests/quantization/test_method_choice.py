@@ -121,3 +121,45 @@ def test_importance_weighted_error_and_the_grid_of_fractions_of_max():
     assert exempt.errors == plain.errors and exempt.method == plain.method
     with pytest.raises(ValueError, match='grid must be >= 0'):
         choose_amax_methods(model, batches, 1, grid=-1)
+
+
+def test_sequential_search_feeds_each_layer_the_quantized_models_input():
+    """Against a brute force: the second conv's candidates run on the input the first conv
+    gives with its chosen input amax and its weights quantized, and are scored against the
+    float conv on the float model's input; the first layer's choice is the plain one."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, 4, 3, padding=1)).eval()
+    weights = [(model[i].weight.detach().clone(), model[i].bias.detach().clone()) for i in (0, 2)]
+    QuantRecipe(fuse_relu=False).apply(model)
+    batches = [torch.randn(4, 3, 12, 12) * (1 + 30 * (torch.rand(4, 3, 12, 12) > 0.995))
+               for _ in range(2)]
+    CalibrationManager(model, progress=False).calibrate(batches, 2, 'max')
+    plain = choose_amax_methods(model, batches, 2, METHODS, grid=8)
+    first_amax = model[0].input_quantizer.amax.clone()
+    choices = {c.layer: c for c in choose_amax_methods(model, batches, 2, METHODS, grid=8,
+                                                       sequential=True)}
+    assert choices['0'].errors == {c.layer: c for c in plain}['0'].errors
+    assert torch.equal(model[0].input_quantizer.amax, first_amax)
+    (w0, b0), (w2, b2) = weights
+    w0_q = fake_quant(w0, model[0].weight_quantizer.amax, axis=0)
+    w2_q = fake_quant(w2, model[2].weight_quantizer.amax, axis=0)
+    calibrator = model[2].input_quantizer._calibrator
+    largest = float(calibrator.compute_amax('max'))
+    amaxes = {m: float(calibrator.compute_amax(m)) for m in METHODS}
+    amaxes.update({f'max x{k / 8:.2f}': largest * k / 8 for k in range(1, 9)})
+    expected = {}
+    for name, amax in amaxes.items():
+        squared = count = 0.0
+        for x in batches:
+            float_input = F.relu(F.conv2d(x, w0, b0, padding=1))
+            quant_input = F.relu(F.conv2d(fake_quant(x, first_amax), w0_q, b0, padding=1))
+            want = F.conv2d(float_input, w2, b2, padding=1)
+            got = F.conv2d(fake_quant(quant_input, amax), w2_q, b2, padding=1)
+            squared += float(((got - want)**2).sum())
+            count += want.numel()
+        expected[name] = squared / count
+    assert choices['2'].errors == pytest.approx(expected, rel=1e-4)
+    assert choices['2'].errors != pytest.approx({c.layer: c for c in plain}['2'].errors,
+                                                rel=1e-3)
+    assert choices['2'].method == min(expected, key=expected.get)
