@@ -18,12 +18,18 @@ def fake_quant(x, amax, axis=None):
                                                   axis, -127, 127)
 
 
-def test_each_layer_gets_the_method_with_the_smallest_output_error():
+def two_quantized_convs():
+    """Conv-ReLU-Conv quantized (ReLU not fused), seeded, and its float (weight, bias) pairs."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
                                 torch.nn.Conv2d(8, 4, 3, padding=1)).eval()
     weights = [(model[i].weight.detach().clone(), model[i].bias.detach().clone()) for i in (0, 2)]
     QuantRecipe(fuse_relu=False).apply(model)
+    return model, weights
+
+
+def test_each_layer_gets_the_method_with_the_smallest_output_error():
+    model, weights = two_quantized_convs()
     # rare huge outliers: max's grid is then too coarse for everything else in the first layer
     batches = [torch.randn(4, 3, 16, 16) * (1 + 300 * (torch.rand(4, 3, 16, 16) > 0.9995))
                for _ in range(3)]
@@ -127,11 +133,7 @@ def test_sequential_search_feeds_each_layer_the_quantized_models_input():
     """Against a brute force: the second conv's candidates run on the input the first conv
     gives with its chosen input amax and its weights quantized, and are scored against the
     float conv on the float model's input; the first layer's choice is the plain one."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                                torch.nn.Conv2d(8, 4, 3, padding=1)).eval()
-    weights = [(model[i].weight.detach().clone(), model[i].bias.detach().clone()) for i in (0, 2)]
-    QuantRecipe(fuse_relu=False).apply(model)
+    model, weights = two_quantized_convs()
     batches = [torch.randn(4, 3, 12, 12) * (1 + 30 * (torch.rand(4, 3, 12, 12) > 0.995))
                for _ in range(2)]
     CalibrationManager(model, progress=False).calibrate(batches, 2, 'max')
