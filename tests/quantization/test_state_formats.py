@@ -23,8 +23,8 @@ def test_format_1_checkpoint_still_loads_and_gives_its_logits():
     model = DemoNet(width=8, num_classes=6).eval()
     load_quantized_checkpoint(model, path)
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(raw['meta']['input_seed']))
-    with torch.no_grad():
-        assert torch.equal(model(x), raw['meta']['expected_logits'])
+    with torch.no_grad():  # logits written on another CPU: its kernels sum in another order
+        torch.testing.assert_close(model(x), raw['meta']['expected_logits'], rtol=0, atol=1e-6)
 
 
 def test_new_checkpoints_carry_their_format_and_a_newer_one_is_refused(tmp_path):
