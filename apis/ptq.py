@@ -118,6 +118,13 @@ def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
                                unweighted=adapter.unweighted_layers, sequential=sequential)
 
 
+def correct_biases(inputs: QuantInputs, calib_batches: int) -> None:
+    """Bias correction of ``inputs.model`` on ``calib_batches`` calibration batches, seeded so
+    augmented batches are the same in every run."""
+    set_random_seed(0)
+    correct_bias(inputs.model, inputs.calib_loader, calib_batches)
+
+
 def calibration_meta(checkpoint: str, inputs: QuantInputs, seen: int, calib_batches: int,
                      method: str, calib_split: str, bias_correction: bool, adaround: int,
                      choices: Sequence[MethodChoice]) -> dict:
@@ -193,8 +200,7 @@ def ptq(config: Union[str, Config],
             manager.compute_amax(method)  # the histograms of the one calibration pass
         if bias_correction:
             restore_biases(inputs.model, biases)  # each method corrects the calibrated biases
-            set_random_seed(0)
-            correct_bias(inputs.model, inputs.calib_loader, calib_batches)
+            correct_biases(inputs, calib_batches)
         name = f'PTQ ({method})'
         metrics, evaluations[name] = evaluate(inputs)
         rows.append((name, metrics))

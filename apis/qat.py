@@ -9,11 +9,9 @@ import torch
 from mmengine.config import Config
 from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
-from mmengine.runner import Runner, set_random_seed
+from mmengine.runner import Runner
 
 from quantization import save_quantized_checkpoint
-from quantization.bias_correction import correct_bias
-
 from quantization.bootstrap import DEFAULT_ROUNDS, BootstrapResult
 from quantization.errors import UserError
 from quantization.fileio import check_output_dir
@@ -21,8 +19,8 @@ from quantization.resume import resolve_start
 from .adapter import ModelAdapter
 from .inputs import QuantInputs, load_inputs
 from .launcher import distributed_runner_cfg, init_launcher
-from .ptq import (calibrate, calibration_meta, check_methods, choose_amax, draw_intervals,
-                  evaluate)
+from .ptq import (calibrate, calibration_meta, check_methods, choose_amax, correct_biases,
+                  draw_intervals, evaluate)
 from .results import metric_keys, metrics_table
 from .user_input import check_non_negative, check_positive
 
@@ -78,8 +76,7 @@ def calibrate_start(inputs: QuantInputs, adapter: ModelAdapter, checkpoint: str,
     seen = calibrate(inputs, calib_batches, method)
     choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
     if bias_correction:
-        set_random_seed(0)
-        correct_bias(inputs.model, inputs.calib_loader, calib_batches)
+        correct_biases(inputs, calib_batches)
     if is_main_process():
         save_quantized_checkpoint(
             inputs.model, path, inputs.recipe,

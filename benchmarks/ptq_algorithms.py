@@ -22,9 +22,9 @@ import torch  # noqa: E402
 from mmengine.runner import set_random_seed  # noqa: E402
 
 from apis.inputs import load_inputs  # noqa: E402
-from apis.ptq import calibrate, choose_amax, draw_intervals, evaluate  # noqa: E402
+from apis.ptq import (calibrate, choose_amax, correct_biases, draw_intervals,  # noqa: E402
+                      evaluate)
 from quantization.adaround import adaround  # noqa: E402
-from quantization.bias_correction import correct_bias  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
 
 MODELS = {
@@ -82,8 +82,7 @@ def run_variant(args, adapter, algorithms):
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)
     if 'bias' in algorithms:
-        set_random_seed(0)
-        correct_bias(inputs.model, inputs.calib_loader, args.calib_batches)
+        correct_biases(inputs, args.calib_batches)
     seconds = time.perf_counter() - start
     _, frames = evaluate(inputs)
     return frames, seconds, choices

@@ -193,9 +193,9 @@ def choose_amax_methods(model: nn.Module,
     gives it, with the layers before it (module order) already chosen, against the float
     layer on the float inputs, so a range can make up for the error upstream; the batches are
     then kept in memory and each layer must run once per forward. Ties go to the earlier
-    candidate. The ``method_kwargs`` go to the reductions
-    that take them (``percentile=99.99``, ``start_bin=128``). Other quantizers (element-wise
-    ones, layers without data) keep their amax.
+    candidate. The ``method_kwargs`` go to the reductions that take them
+    (``percentile=99.99``, ``start_bin=128``). Other quantizers (element-wise ones, layers
+    without data) keep their amax.
     """
     unknown = sorted(set(methods) - set(AMAX_METHODS))
     if unknown:
