@@ -25,6 +25,10 @@ class ModelAdapter:
         table_prefix (str): Result tables show the metric keys starting with it (all: '').
         bias_correction (bool): PTQ corrects the biases by default
             (:func:`quantization.bias_correction.correct_bias`).
+        qat_skip_layers (sequence of str, optional): QAT's layers left in float when none are
+            given; None: ``default_skip_layers``.
+        qat_bias_correction (bool, optional): QAT starts from the bias-corrected PTQ model by
+            default; None: ``bias_correction``.
         importance (callable, optional): ``fn(float_model, batch) -> (N, 1, H, W)`` position
             weights for the per-layer amax search
             (:data:`quantization.method_choice.ImportanceFn`); None weights every position alike.
@@ -40,5 +44,19 @@ class ModelAdapter:
     qat_optimizer: Optional[Callable] = None
     table_prefix: str = ''
     bias_correction: bool = False
+    qat_skip_layers: Optional[Sequence[str]] = None
+    qat_bias_correction: Optional[bool] = None
     importance: Optional[ImportanceFn] = None
     unweighted_layers: Sequence[str] = ()
+
+    def skip_layers_for(self, verb: str) -> Sequence[str]:
+        """The layers ``verb`` ('ptq', 'qat', ...) leaves in float when none are given."""
+        if verb == 'qat' and self.qat_skip_layers is not None:
+            return self.qat_skip_layers
+        return self.default_skip_layers
+
+    def bias_correction_for(self, verb: str) -> bool:
+        """Whether ``verb`` corrects the biases when not told."""
+        if verb == 'qat' and self.qat_bias_correction is not None:
+            return self.qat_bias_correction
+        return self.bias_correction

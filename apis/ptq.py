@@ -184,7 +184,7 @@ def ptq(config: Union[str, Config],
     if equalize is not None:
         inputs.recipe.equalize = equalize
     if bias_correction is None:
-        bias_correction = adapter.bias_correction
+        bias_correction = adapter.bias_correction_for('ptq')
     metrics, frames = evaluate(inputs)
     rows, evaluations = [('float', metrics)], {'float': frames}
     seen = calibrate(inputs, calib_batches, methods[0])

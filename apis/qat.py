@@ -40,10 +40,12 @@ class QATResult:
     float_metrics: dict = field(default_factory=dict)
     intervals: Optional[BootstrapResult] = None
     metric_key: Optional[str] = None
+    float_control: bool = False  # trained without quantization
 
     @property
     def name(self) -> str:
-        return f'QAT ({self.epochs} epochs, lr {self.lr:g})'
+        kind = 'float control' if self.float_control else 'QAT'
+        return f'{kind} ({self.epochs} epochs, lr {self.lr:g})'
 
     def table(self) -> str:
         return metrics_table([('float', self.float_metrics), (self.name, self.metrics)],
@@ -104,22 +106,28 @@ def qat(config: Union[str, Config],
         bootstrap_rounds: int = DEFAULT_ROUNDS,
         learn_amax: bool = False,
         per_layer_amax: int = 0,
-        bias_correction: Optional[bool] = None) -> QATResult:
+        bias_correction: Optional[bool] = None,
+        float_control: bool = False) -> QATResult:
     """Fine-tune the float model of ``config`` + ``checkpoint`` with QATHook for ``epochs``
     (peak ``lr``, default 10x below the config's) into ``work_dir``; ``resume`` continues from
     its last complete checkpoint. The Runner trains on its own device (CUDA when available), so
     ``device`` may only confirm it. ``seed`` replaces the config's ``randomness.seed``. The float
     model is evaluated first, so QAT minus float gets a paired bootstrap interval.
     ``learn_amax``: the activation ranges are trained (``QATHook(learn_amax=True)``).
-    ``per_layer_amax`` (batches, 0: off) and ``bias_correction`` (None: the adapter's default):
+    ``skip_layers`` None: the adapter's QAT list (:meth:`ModelAdapter.skip_layers_for`).
+    ``per_layer_amax`` (batches, 0: off) and ``bias_correction`` (None: the adapter's QAT default):
     training starts from ``ptq``'s model with them, calibrated here and saved to
-    ``work_dir/ptq_start.pth``, instead of QATHook's calibration with ``method``."""
+    ``work_dir/ptq_start.pth``, instead of QATHook's calibration with ``method``.
+    ``float_control``: the same training without quantization (no QATHook, no PTQ start), the
+    control that tells what QAT recovers from what the extra training alone gives."""
     method = check_methods([method or adapter.default_method])[0]
     check_positive({'calib_batches': calib_batches, 'epochs': epochs}, 'calib_batches', 'epochs')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'per_layer_amax': per_layer_amax},
                        'bootstrap_rounds', 'per_layer_amax')
     if bias_correction is None:
-        bias_correction = adapter.bias_correction
+        bias_correction = adapter.bias_correction_for('qat')
+    if skip_layers is None:
+        skip_layers = adapter.skip_layers_for('qat')
     check_output_dir(work_dir, '--output')
     init_launcher(launcher)
     inputs = load_inputs(config, checkpoint, adapter, skip_layers, calib_split,
@@ -135,7 +143,7 @@ def qat(config: Union[str, Config],
     if seed is not None:
         qat_cfg.randomness = dict(qat_cfg.get('randomness') or {}, seed=seed)
     start = resolve_start(work_dir, resume, checkpoint)
-    if start.load_from is not None and (per_layer_amax or bias_correction):
+    if start.load_from is not None and (per_layer_amax or bias_correction) and not float_control:
         start.load_from = osp.join(work_dir, PTQ_START)
         calibrate_start(inputs, adapter, checkpoint, start.load_from, calib_batches, method,
                         calib_split, per_layer_amax, bias_correction)
@@ -146,9 +154,10 @@ def qat(config: Union[str, Config],
     # evaluated below as PTQ is, not by the runner
     qat_cfg.val_dataloader = qat_cfg.val_cfg = qat_cfg.val_evaluator = None
     hooks = [h for h in qat_cfg.get('custom_hooks', []) if h.get('type') != 'QATHook']
-    hooks.append(
-        dict(type='QATHook', recipe=inputs.recipe.to_dict(), calib_batches=calib_batches,
-             calib_method=method, learn_amax=learn_amax))
+    if not float_control:
+        hooks.append(
+            dict(type='QATHook', recipe=inputs.recipe.to_dict(), calib_batches=calib_batches,
+                 calib_method=method, learn_amax=learn_amax))
     qat_cfg.custom_hooks = hooks
     lr = lr if lr is not None else qat_cfg.optim_wrapper.optimizer.lr / 10
     if adapter.qat_optimizer is not None:
@@ -166,7 +175,7 @@ def qat(config: Union[str, Config],
     metrics, frames = evaluate(inputs)
     result = QATResult(metrics, work_dir, osp.join(work_dir, f'epoch_{epochs}.pth'), epochs, lr,
                        start.message, adapter.table_prefix, float_metrics,
-                       metric_key=adapter.metric_key)
+                       metric_key=adapter.metric_key, float_control=float_control)
     result.intervals = draw_intervals({'float': float_frames, result.name: frames},
                                       metric_keys(metrics, adapter.table_prefix), bootstrap_rounds)
     return result

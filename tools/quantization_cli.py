@@ -52,7 +52,7 @@ def _add_common(sub, adapter: ModelAdapter, verb: str):
         sub.add_argument('--bias-correction', action=argparse.BooleanOptionalAction,
                          default=None, help='correct each layer\'s bias by its mean output '
                          'shift on the calibration batches; unset: '
-                         f'{"on" if adapter.bias_correction else "off"}')
+                         f'{"on" if adapter.bias_correction_for(verb) else "off"}')
     add_launcher_options(sub)
     add_cfg_options(sub)
 
@@ -66,7 +66,7 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
         if verb != 'sensitivity':  # sensitivity analyses every layer
             sub.add_argument('--skip-layers', nargs='*', default=None,
                              help='layer patterns left in float (default: the recipe\'s list: '
-                             f'{" ".join(adapter.default_skip_layers) or "none"})')
+                             f'{" ".join(adapter.skip_layers_for(verb)) or "none"})')
         sub.add_argument('--bootstrap-rounds', type=int, default=DEFAULT_ROUNDS,
                          help='draws of test frames for the 95%% intervals printed beside the '
                          'figures (0: none)')
@@ -98,6 +98,9 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--learn-amax', action='store_true',
                              help='train the activation ranges (LSQ) instead of keeping the '
                              'calibrated ones')
+            sub.add_argument('--float-control', action='store_true',
+                             help='the same training without quantization: what the extra '
+                             'training alone gives')
     return parser
 
 
@@ -146,7 +149,8 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
                      args.resume, args.calib_batches, args.method, args.skip_layers,
                      amp=args.amp, seed=args.seed, bootstrap_rounds=args.bootstrap_rounds,
                      learn_amax=args.learn_amax, per_layer_amax=args.per_layer_amax,
-                     bias_correction=args.bias_correction, **_common(args))
+                     bias_correction=args.bias_correction, float_control=args.float_control,
+                     **_common(args))
         say(result.table())
         say(f'checkpoints in {args.output} (resume with --resume)')
     close_launcher()

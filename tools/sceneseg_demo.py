@@ -2,10 +2,10 @@
 
 1. Generates the synthetic road scenes (3 styles x 200, seed 0) unless they exist.
 2. Takes the small SceneSeg checkpoint the repo ships (``--train``: trains it).
-3. PTQ with every amax method from one calibration pass; QAT with the upstream recipe's hook
-   (``configs/sceneseg/sceneseg_synthetic_small_qat.py``: QATHook, BN frozen after epoch 1,
-   ranges after epoch 2) at ``--qat-lr`` for ``--qat-epochs``, and the same training without the
-   QATHook as a control (does QAT recover quantization loss or only train longer?); export through
+3. PTQ with every amax method from one calibration pass; QAT with the toolkit's defaults
+   (``apis.qat``: every layer INT8, trained from the bias-corrected PTQ model with fixed ranges)
+   at ``--qat-lr`` for ``--qat-epochs``, and the same training in float as a control (does QAT
+   recover quantization loss or only train longer?); export through
    tools/deploy.py of the float model (float ONNX, PTQ Q/DQ ONNX) and of the QAT model (Q/DQ
    ONNX), both placements; the benchmark (PyTorch float, QAT fake-quant, every ONNX model:
    latency, size, memory, mIoU per dataset, agreement with float, prediction PNGs).
@@ -20,17 +20,19 @@ from dataclasses import asdict
 import os.path as osp
 import sys
 import time
+from typing import Dict, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import MODELS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from torch import nn  # noqa: E402
 
 import apis  # noqa: E402
 from projects.SceneSeg.data.synthetic_roads import STYLES, write_datasets  # noqa: E402
 from projects.SceneSeg.quantization.adapter import SCENESEG  # noqa: E402
-from quantization import load_model_checkpoint  # noqa: E402
+from quantization import load_model_checkpoint, load_quantized_checkpoint  # noqa: E402
 from quantization.bootstrap import bootstrap  # noqa: E402
 from quantization.evaluation import evaluate_frames  # noqa: E402
 from deployment.verify import write_text_files  # noqa: E402
@@ -44,7 +46,6 @@ from tools.sceneseg_benchmark import main as benchmark_main  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'sceneseg', 'sceneseg_synthetic_small.py')
-QAT_CONFIG = osp.join(ROOT, 'configs', 'sceneseg', 'sceneseg_synthetic_small_qat.py')
 DEPLOY_CONFIG = osp.join(ROOT, 'configs', 'sceneseg', 'deploy_sceneseg.py')
 SHIPPED_CHECKPOINT = osp.join(ROOT, 'projects', 'SceneSeg', 'checkpoints',
                               'sceneseg_synthetic_small.pth')
@@ -61,6 +62,24 @@ def ensure_data(cfg: Config):
         return
     print(f'writing {PER_DATASET} scenes of each of {list(STYLES)} to {root}')
     write_datasets(root, {name: PER_DATASET for name in STYLES}, seed=0)
+
+
+def qat_and_control(cfg: Config, checkpoint: str, work_dir: str, epochs: int, lr: float,
+                    calib_batches: int = 16, seed: Optional[int] = None,
+                    log_level: Optional[str] = None) -> Tuple[str, Dict[str, nn.Module]]:
+    """QAT of ``checkpoint`` with the toolkit's defaults (every layer INT8 from the
+    bias-corrected PTQ model) in ``work_dir/qat``, and the same training in float in
+    ``work_dir/float_control``. Returns the last QAT checkpoint and the two trained models
+    (``'qat'`` reloaded from that checkpoint, ``'float_control'``)."""
+    options = {'log_level': log_level} if log_level else None
+    qat_checkpoint = apis.qat(cfg, checkpoint, SCENESEG, osp.join(work_dir, 'qat'), epochs, lr,
+                              calib_batches=calib_batches, seed=seed, bootstrap_rounds=0,
+                              cfg_options=options).checkpoint
+    control = train(CONFIG, osp.join(work_dir, 'float_control'), checkpoint, epochs, lr,
+                    log_level=log_level, seed=seed)
+    qat_model = MODELS.build(cfg.model)
+    load_quantized_checkpoint(qat_model, qat_checkpoint)
+    return qat_checkpoint, {'qat': qat_model, 'float_control': control.model}
 
 
 def parse_args(argv=None):
@@ -90,21 +109,18 @@ def demo(args):
     ptq_result = apis.ptq(CONFIG, checkpoint, SCENESEG, osp.join(args.work_dir, 'ptq.pth'),
                           METHODS, args.calib_batches)
     print(ptq_result.table())
-    step(f'4/5 QAT with QATHook, {args.qat_epochs} epochs at lr {args.qat_lr:g}, and the same '
-         'training without it (control)')
+    step(f'4/5 QAT, every layer INT8 from the bias-corrected PTQ model, {args.qat_epochs} '
+         f'epochs at lr {args.qat_lr:g}, and the same training in float (control)')
     test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
     float_model = MODELS.build(cfg.model)
     load_model_checkpoint(float_model, checkpoint)
     evaluations = {'float': evaluate_frames(float_model, test_loader, cfg.test_evaluator)[1]}
-    schedule_metrics = {}
-    for with_qat, name in ((True, 'qat'), (False, 'float_control')):
-        runner = train(QAT_CONFIG, osp.join(args.work_dir, name), checkpoint, args.qat_epochs,
-                       args.qat_lr, with_qat)
-        schedule_metrics[name], evaluations[name] = evaluate_frames(
-            runner.model, test_loader, cfg.test_evaluator)
+    qat_checkpoint, trained_models = qat_and_control(cfg, checkpoint, args.work_dir,
+                                                     args.qat_epochs, args.qat_lr,
+                                                     args.calib_batches)
+    evaluations.update({name: evaluate_frames(model, test_loader, cfg.test_evaluator)[1]
+                        for name, model in trained_models.items()})
     trained = asdict(bootstrap(evaluations, [f'sceneseg/pooled/{k}' for k in KEYS], 'float'))
-    qat_dir = osp.join(args.work_dir, 'qat')
-    qat_checkpoint = osp.join(qat_dir, f'epoch_{args.qat_epochs}.pth')
     step('5/5 export (float, Q/DQ for TensorRT and ONNX Runtime) and benchmark')
     onnx_models = []
     for kind, source in (('PTQ', checkpoint), ('QAT', qat_checkpoint)):
@@ -127,8 +143,8 @@ def demo(args):
     rows = interval_rows(asdict(ptq_result.intervals), {n: n for n, _ in ptq_result.rows},
                          KEYS, METRIC)
     rows += interval_rows(trained, {
-        'qat': f'QAT ({schedule}, QATHook as upstream)',
-        'float_control': f'float, trained the same way without QATHook ({schedule}; control)'
+        'qat': f'QAT ({schedule}, every layer INT8, from the bias-corrected PTQ)',
+        'float_control': f'float, trained the same way without quantization ({schedule}; control)'
     }, KEYS, METRIC)
     float_average = rows[0]['class_average']
     for entry in rows:

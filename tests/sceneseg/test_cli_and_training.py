@@ -81,6 +81,40 @@ def test_ptq_and_sensitivity(tiny_roads, capsys):
     assert [r['layer'] for r in csv.DictReader(open(report))] == ['SceneSegHead.decode_layer_10']
 
 
+def test_qat_defaults_to_every_layer_int8_from_the_bias_corrected_ptq(tiny_roads):
+    # the adapter's QAT defaults are not its PTQ defaults
+    assert SCENESEG.skip_layers_for('ptq') == SCENESEG.default_skip_layers != ()
+    assert SCENESEG.skip_layers_for('qat') == () and SCENESEG.bias_correction_for('qat')
+    work_dir = str(tiny_roads['folder'] / 'qat_defaults')
+    assert run([
+        'qat', '--config', tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'],
+        '--calib-batches', '1', '--epochs', '1', '--bootstrap-rounds', '0', '--output', work_dir
+    ]) == 0
+    start = torch.load(osp.join(work_dir, 'ptq_start.pth'), weights_only=True)
+    assert start['meta']['calibration']['bias_correction']
+    assert start['meta']['quantization']['skip_layers'] == []
+    float_state = torch.load(tiny_roads['checkpoint'], weights_only=True)['state_dict']
+    classifier = 'SceneSegHead.decode_layer_10.bias'
+    assert not torch.equal(start['state_dict'][classifier], float_state[classifier])
+    from projects.SceneSeg import SceneSegModel
+    trained = SceneSegModel(width_mult=0.25, decoder_scale=16, context_grid=(2, 4))
+    load_quantized_checkpoint(trained, osp.join(work_dir, 'epoch_1.pth'))
+    quantizers = dict(named_quantizers(trained))
+    assert all(q.is_enabled for q in quantizers.values())
+    assert 'SceneSegHead.decode_layer_10.input_quantizer' in quantizers
+    # the float control trains the same schedule without quantizers
+    control_dir = str(tiny_roads['folder'] / 'float_control')
+    assert run([
+        'qat', '--config', tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'],
+        '--calib-batches', '1', '--epochs', '1', '--bootstrap-rounds', '0', '--output',
+        control_dir, '--float-control'
+    ]) == 0
+    control = torch.load(osp.join(control_dir, 'epoch_1.pth'), weights_only=True)
+    assert not osp.exists(osp.join(control_dir, 'ptq_start.pth'))
+    assert not any('quantizer' in key for key in control['state_dict'])
+    assert not torch.equal(control['state_dict'][classifier], float_state[classifier])
+
+
 def test_deploy_from_config(tiny_roads, tmp_path):
     work_dir = str(tmp_path / 'deploy')
     assert deploy_main([
