@@ -7,7 +7,7 @@ import torch
 
 from deployment import export_onnx
 from deployment.graph_passes import constant_value, clean_up_onnx
-from deployment.placement import apply_placement, pre_activation_amax
+from deployment.placement import apply_placement, pre_activation_amax, pre_activation_range
 from projects.Demo import DemoNet
 from quantization import CalibrationManager, QuantRecipe
 
@@ -125,12 +125,18 @@ def test_conv_before_silu_or_gelu_gets_an_output_quantizer(activation, tmp_path)
     first_conv = [n for n in graph.nodes if n.op == 'Conv'][0]
     quantize = [c for c in first_conv.outputs[0].outputs if c.op == 'QuantizeLinear']
     assert len(quantize) == 1
-    # The pair clips where the activation reaches the quantizer's amax after it.
+    # The uint8 pair's top is where the activation reaches the quantizer's amax after it; at
+    # its bottom the activation is back within half a step of 0.
     after_activation = model[2].input_quantizer.amax.item()
-    pre_amax = float(constant_value(quantize[0].inputs[1])) * 127
+    scale = float(constant_value(quantize[0].inputs[1]))
+    zero_point = int(constant_value(quantize[0].inputs[2]))
+    assert constant_value(quantize[0].inputs[2]).dtype == np.uint8 and 0 < zero_point < 255
+    top, bottom = scale * (255 - zero_point), -scale * zero_point
     with torch.no_grad():
-        assert activation()(torch.tensor(pre_amax)).item() == pytest.approx(after_activation,
-                                                                            rel=1e-5)
+        assert activation()(torch.tensor(top)).item() == pytest.approx(after_activation,
+                                                                       rel=2e-2)
+        clipped = abs(activation()(torch.tensor(bottom)).item())
+        assert clipped == pytest.approx(scale / 2, rel=5e-2)
     onnx.save(gs.export_onnx(graph), placed)
     x = images.numpy()
     reference = as_written(clean).run(None, {'inputs': x})[0]
@@ -147,6 +153,21 @@ def test_pre_activation_amax_inverts_the_activation(gate, activation):
         assert activation(torch.tensor(x, dtype=torch.float64)).item() == pytest.approx(amax)
     assert pre_activation_amax(1e-3, gate) == pytest.approx(2e-3, rel=5e-3)  # x / 2 near 0
     assert pre_activation_amax(8.0, gate) == pytest.approx(8.0, rel=2e-3)  # identity far out
+
+
+@pytest.mark.parametrize('gate,activation', [('Sigmoid', torch.nn.SiLU()),
+                                             ('Erf', torch.nn.GELU())])
+def test_pre_activation_range_clips_no_worse_than_it_rounds(gate, activation):
+    """Brute force over the bottom: the chosen one is where the clipping error of the most
+    negative inputs, ``|act(bottom)|``, equals half the step; a higher bottom clips worse."""
+    for amax in (0.05, 1.0, 6.0):
+        low, high = pre_activation_range(amax, gate)
+        assert high == pre_activation_amax(amax, gate) and low < -1.0
+        bottoms = torch.linspace(-1.5, -20.0, 2000, dtype=torch.float64)
+        clip_error = activation(bottoms).abs()
+        half_step = (high - bottoms) / 255 / 2
+        balanced = bottoms[torch.argmin((clip_error - half_step).abs())].item()
+        assert low == pytest.approx(balanced, abs=0.02)
 
 
 def test_erf_gelu_becomes_onnxruntime_gelu(tmp_path):
