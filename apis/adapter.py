@@ -29,6 +29,8 @@ class ModelAdapter:
             given; None: ``default_skip_layers``.
         qat_bias_correction (bool, optional): QAT starts from the bias-corrected PTQ model by
             default; None: ``bias_correction``.
+        qat_method (str, optional): QAT's amax method when none is given; None:
+            ``default_method``.
         importance (callable, optional): ``fn(float_model, batch) -> (N, 1, H, W)`` position
             weights for the per-layer amax search
             (:data:`quantization.method_choice.ImportanceFn`); None weights every position alike.
@@ -46,6 +48,7 @@ class ModelAdapter:
     bias_correction: bool = False
     qat_skip_layers: Optional[Sequence[str]] = None
     qat_bias_correction: Optional[bool] = None
+    qat_method: Optional[str] = None
     importance: Optional[ImportanceFn] = None
     unweighted_layers: Sequence[str] = ()
 
@@ -54,6 +57,12 @@ class ModelAdapter:
         if verb == 'qat' and self.qat_skip_layers is not None:
             return self.qat_skip_layers
         return self.default_skip_layers
+
+    def method_for(self, verb: str) -> str:
+        """The amax method ``verb`` calibrates with when not told."""
+        if verb == 'qat' and self.qat_method is not None:
+            return self.qat_method
+        return self.default_method
 
     def bias_correction_for(self, verb: str) -> bool:
         """Whether ``verb`` corrects the biases when not told."""

@@ -168,7 +168,7 @@ def ptq(config: Union[str, Config],
     input amax searched on this many calibration batches (0: the method's) among the methods'
     and :data:`AMAX_GRID` fractions of max's, by its output error weighted by the adapter's
     ``importance``; needs one method (for the quantizers it does not choose)."""
-    methods = check_methods(methods or [adapter.default_method])
+    methods = check_methods(methods or [adapter.method_for('ptq')])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround,
                         'per_layer_amax': per_layer_amax},

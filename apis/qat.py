@@ -120,7 +120,7 @@ def qat(config: Union[str, Config],
     ``work_dir/ptq_start.pth``, instead of QATHook's calibration with ``method``.
     ``float_control``: the same training without quantization (no QATHook, no PTQ start), the
     control that tells what QAT recovers from what the extra training alone gives."""
-    method = check_methods([method or adapter.default_method])[0]
+    method = check_methods([method or adapter.method_for('qat')])[0]
     check_positive({'calib_batches': calib_batches, 'epochs': epochs}, 'calib_batches', 'epochs')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'per_layer_amax': per_layer_amax},
                        'bootstrap_rounds', 'per_layer_amax')

@@ -118,7 +118,7 @@ def sensitivity(config: Union[str, Config],
     the loss and gain of the first ``INTERVAL_LAYERS`` layers get bootstrap intervals
     (``bootstrap_rounds`` draws, 0: none; on rank 0). ``per_layer_amax``: each layer's input
     amax chosen on this many calibration batches, as ``ptq`` does (0: ``method``'s)."""
-    method = check_methods([method or adapter.default_method])[0]
+    method = check_methods([method or adapter.method_for('ptq')])[0]
     check_positive({'calib_batches': calib_batches, 'eval_batches': eval_batches},
                    'calib_batches', 'eval_batches')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'per_layer_amax': per_layer_amax},

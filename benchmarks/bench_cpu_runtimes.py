@@ -4,7 +4,8 @@ NNCF and OpenVINO float, speed and fidelity measured in one process.
 The full-size SceneSegNetwork at 1 x 3 x 320 x 640 (random weights, seed 0, unless
 ``--checkpoint``; ``--config`` takes the network and the images from a SceneSeg model config,
 whose labels then add the task metric). Every model is built from the same float network and
-calibrated on the same images (ours: MSE; quantize_static and NNCF: their defaults).
+calibrated on the same images (ours: the PTQ default, entropy, with the default skip list and
+MSE with every layer INT8, as QAT starts; quantize_static and NNCF: their defaults).
 
 Speed: the models are interleaved over ``--rounds`` rounds (each round visits every model once,
 the start rotating, a pause before each), and each ratio is the median over rounds of the float
@@ -47,7 +48,8 @@ from deployment.verify import (centered, centered_cosine, class_iou_agreement,  
 from projects.SceneSeg import SceneSegNetwork, sceneseg_recipe  # noqa: E402
 from projects.SceneSeg.data.synthetic_roads import STYLES, render_scene  # noqa: E402
 from projects.SceneSeg.model import MEAN, STD  # noqa: E402
-from projects.SceneSeg.quantization.recipe import DEFAULT_SKIP_LAYERS  # noqa: E402
+from projects.SceneSeg.quantization.recipe import (DEFAULT_CALIB_METHOD,  # noqa: E402
+                                                   DEFAULT_SKIP_LAYERS)
 from quantization import CalibrationManager, load_model_checkpoint  # noqa: E402
 from quantization.markdown import markdown_table  # noqa: E402
 
@@ -91,12 +93,13 @@ def build_network(config):
     return MODELS.build(cfg.model)
 
 
-def ours(model, calib, skip_layers, work_dir, suffix):
-    """Our Q/DQ ONNX for the tensorrt, onnxruntime and openvino targets, as deploy writes them."""
+def ours(model, calib, skip_layers, method, work_dir, suffix):
+    """Our Q/DQ ONNX for the tensorrt, onnxruntime and openvino targets, as deploy writes them,
+    calibrated with the amax ``method``."""
     quantized = copy.deepcopy(model)
     sceneseg_recipe(quantized, skip_layers).apply(quantized)
     CalibrationManager(quantized, progress=False).calibrate(
-        [torch.from_numpy(image) for image in calib], len(calib), method='mse')
+        [torch.from_numpy(image) for image in calib], len(calib), method=method)
     raw = osp.join(work_dir, f'qdq_raw{suffix}.onnx')
     export(quantized, calib[0], raw)
     return {target: write_target_onnx(raw, osp.join(work_dir, f'{target}{suffix}.onnx'), target)
@@ -186,7 +189,8 @@ def build_rows(model, calib, work_dir, only, ablate=None):
     that skip list."""
     float_path = osp.join(work_dir, 'float.onnx')
     export(model, calib[0], float_path)
-    default, every = ours(model, calib, DEFAULT_SKIP_LAYERS, work_dir, ''), None
+    default = ours(model, calib, DEFAULT_SKIP_LAYERS, DEFAULT_CALIB_METHOD, work_dir, '')
+    every = None
     rows = {
         'float_ort': ('float', 'ONNX Runtime', lambda: RuntimeModel(float_path, 'onnxruntime')),
         'float_ov_f32': ('float, f32', 'OpenVINO', lambda: RuntimeModel(float_path, 'openvino')),
@@ -203,7 +207,7 @@ def build_rows(model, calib, work_dir, only, ablate=None):
             lambda: RuntimeModel(default['openvino'], 'openvino', '')),
     }
     if not only or ablate == 'all' or {'ours_onnxruntime_all', 'ours_openvino_all'} & set(only):
-        every = ours(model, calib, (), work_dir, '_all')
+        every = ours(model, calib, (), 'mse', work_dir, '_all')
         rows['ours_onnxruntime_all'] = ('ours `onnxruntime` target, every layer INT8',
                                         'ONNX Runtime',
                                         lambda: RuntimeModel(every['onnxruntime'], 'onnxruntime'))

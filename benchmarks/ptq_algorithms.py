@@ -25,6 +25,7 @@ from apis.inputs import load_inputs  # noqa: E402
 from apis.ptq import (calibrate, choose_amax, correct_biases, draw_intervals,  # noqa: E402
                       evaluate)
 from quantization.adaround import adaround  # noqa: E402
+from quantization.descriptor import AMAX_METHODS  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
 
 MODELS = {
@@ -74,7 +75,7 @@ def run_variant(args, adapter, algorithms):
     inputs = load_inputs(config, checkpoint, adapter, None if args.default_skip else [], 'train')
     inputs.recipe.equalize = 'equalize' in algorithms
     start = time.perf_counter()
-    calibrate(inputs, args.calib_batches, adapter.default_method)
+    calibrate(inputs, args.calib_batches, args.method)
     choices = []
     if 'choice' in algorithms or 'sequential' in algorithms:
         choices = choose_amax(inputs, adapter, args.choice_batches, 'sequential' in algorithms)
@@ -97,8 +98,11 @@ def main():
     parser.add_argument('--choice-batches', type=int, default=2,
                         help='batches for the per-layer amax and AdaRound')
     parser.add_argument('--only', nargs='+', choices=sorted(VARIANTS), default=sorted(VARIANTS))
+    parser.add_argument('--method', choices=AMAX_METHODS,
+                        help='amax method of every variant (default: the model\'s PTQ default)')
     args = parser.parse_args()
     adapter = adapter_of(args.model)
+    args.method = args.method or adapter.method_for('ptq')
     config, checkpoint = MODELS[args.model]
     inputs = load_inputs(config, checkpoint, adapter, [], 'train')
     float_pass_seconds(inputs, 1)  # warm-up
@@ -115,7 +119,7 @@ def main():
     key = adapter.metric_key
     intervals = draw_intervals(evaluations, [key], 1000)
     print(f'{args.model}, {"default skip list" if args.default_skip else "every layer INT8"}, '
-          f'{adapter.default_method}, {args.calib_batches} calibration batches (one float pass '
+          f'{args.method}, {args.calib_batches} calibration batches (one float pass '
           f'over them: {float_seconds:.1f} s), per-layer amax and AdaRound on '
           f'{args.choice_batches}')
     print(f'| PTQ | {key} [95%] | minus float [95%] | calibration time / float pass |\n'

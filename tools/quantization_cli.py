@@ -30,11 +30,11 @@ def _add_common(sub, adapter: ModelAdapter, verb: str):
                      help='calibration batches (over all processes)')
     if verb == 'ptq':
         sub.add_argument('--method', nargs='+', choices=AMAX_METHODS,
-                         default=[adapter.default_method],
+                         default=[adapter.method_for(verb)],
                          help='amax method(s); several: one calibration pass, one checkpoint '
                          'each (OUT with _<method> before the extension)')
     else:
-        sub.add_argument('--method', choices=AMAX_METHODS, default=adapter.default_method,
+        sub.add_argument('--method', choices=AMAX_METHODS, default=adapter.method_for(verb),
                          help='amax method')
     sub.add_argument('--calib-split', choices=['train', 'val'], default='train',
                      help='dataloader the calibration batches come from')

@@ -11,5 +11,6 @@ onnx_config = dict(
     input_shapes=dict(inputs=[-1, 3, -1, -1]),
     dynamic_axes=dict(inputs={0: 'batch'}, logits={0: 'batch'}),
 )
-quantization = dict(recipe=dict(type='SceneSegRecipe'), calib_batches=16, calib_method='mse')
+quantization = dict(recipe=dict(type='SceneSegRecipe'), calib_batches=16,
+                    calib_method='entropy')
 verification = dict(num_batches=100, metric=True)

@@ -66,8 +66,7 @@ def test_ptq_and_sensitivity(tiny_roads, capsys):
     assert all(q.has_amax for q in quantizers.values() if q.is_enabled)
     skipped = {name for name, q in quantizers.items() if not q.is_enabled}
     assert skipped == {
-        f'SceneSegHead.decode_layer_{i}.{kind}_quantizer'
-        for i in (7, 10)
+        f'SceneSegHead.decode_layer_10.{kind}_quantizer'
         for kind in ('input', 'weight')
     }
     # every quantizer is symmetric (zero-point 0) and the ConvTranspose weights are quantized
@@ -84,6 +83,7 @@ def test_ptq_and_sensitivity(tiny_roads, capsys):
 def test_qat_defaults_to_every_layer_int8_from_the_bias_corrected_ptq(tiny_roads):
     # the adapter's QAT defaults are not its PTQ defaults
     assert SCENESEG.skip_layers_for('ptq') == SCENESEG.default_skip_layers != ()
+    assert (SCENESEG.method_for('ptq'), SCENESEG.method_for('qat')) == ('entropy', 'mse')
     assert SCENESEG.skip_layers_for('qat') == () and SCENESEG.bias_correction_for('qat')
     work_dir = str(tiny_roads['folder'] / 'qat_defaults')
     assert run([
@@ -92,6 +92,7 @@ def test_qat_defaults_to_every_layer_int8_from_the_bias_corrected_ptq(tiny_roads
     ]) == 0
     start = torch.load(osp.join(work_dir, 'ptq_start.pth'), weights_only=True)
     assert start['meta']['calibration']['bias_correction']
+    assert start['meta']['calibration']['method'] == 'mse'
     assert start['meta']['quantization']['skip_layers'] == []
     float_state = torch.load(tiny_roads['checkpoint'], weights_only=True)['state_dict']
     classifier = 'SceneSegHead.decode_layer_10.bias'
@@ -120,19 +121,21 @@ def test_deploy_from_config(tiny_roads, tmp_path):
     assert deploy_main([
         osp.join(ROOT, 'configs', 'sceneseg', 'deploy_sceneseg.py'), tiny_roads['config'],
         tiny_roads['checkpoint'], '--work-dir', work_dir, '--cfg-options',
-        'quantization.calib_batches=1', 'verification.num_batches=1'
+        'quantization.calib_batches=1', 'verification.num_batches=1',
+        # MSE, not the config's entropy: on these random weights entropy gives the residual add
+        # of encoder.1.0 exactly the amax of the conv reading the same tensor, and OpenVINO then
+        # runs that Add in f32 (not so on the trained small model)
+        'quantization.calib_method=mse'
     ]) == 0
     report = json.load(open(osp.join(work_dir, 'deploy_report.json')))
     result = report['targets']['tensorrt']
     assert result['verification']['pytorch_fake_quant']['logits']['cosine'] > 0.99
-    # the lint names exactly the layers the recipe leaves in float (DEFAULT_SKIP_LAYERS)
+    # the lint names exactly the layer the recipe leaves in float (DEFAULT_SKIP_LAYERS)
     assert {issue.split(':')[0]
-            for issue in result['lint']
-            } == {f'/model/SceneSegHead/decode_layer_{i}/Conv'
-                  for i in (7, 10)}
+            for issue in result['lint']} == {'/model/SceneSegHead/decode_layer_10/Conv'}
     rows = {row['model']: row['values'] for row in result['metrics']}
     assert 'sceneseg/pooled/class_average' in rows['onnxruntime']
-    # OpenVINO runs every quantized layer INT8 and the two skipped ones in f32, by our names.
+    # OpenVINO runs every quantized layer INT8 and the skipped classifier in f32, by our names.
     openvino = report['targets']['openvino']
     # The float islands between INT8 layers: every squeeze-excitation block's average pool
     # (each GlobalAveragePool of the graph) and the gate multiplies after them, the context's
@@ -149,9 +152,9 @@ def test_deploy_from_config(tiny_roads, tmp_path):
         or name.endswith('/Mul') and '/block/' in name)]
     assert others == []
     float_layers = {row['layer'] for row in openvino['precision'] if not row['quantized']}
-    assert float_layers == {f'SceneSegHead.decode_layer_{i}' for i in (7, 10)}
+    assert float_layers == {'SceneSegHead.decode_layer_10'}
     assert all(row['int8'] for row in openvino['precision'] if openvino_runs_int8(row))
-    assert sum(row['quantized'] for row in openvino['precision']) == 106  # 98 + 5 + 3
+    assert sum(row['quantized'] for row in openvino['precision']) == 107  # 99 + 5 + 3
     assert 'sceneseg/pooled/class_average' in {
         row['model']: row['values'] for row in openvino['metrics']}['openvino']
 
