@@ -26,8 +26,9 @@ def goal_row(label: str, metric: Interval, difference: Optional[Interval], versu
         return cells + ['', '', '']
     size = min(abs(bound) for bound in goal if bound is not None)
     wording = f'≥ {low:+.2f}' if high is None else f'within ±{high:.2f}'
-    return cells + [f'{frames_needed(difference.stderr, frames, size / 3):,}', wording,
-                    difference.judge(low, high)]
+    # a goal of 0 points has no frame count that settles it near its edge
+    needed = f'{frames_needed(difference.stderr, frames, size / 3):,}' if size else ''
+    return cells + [needed, wording, difference.judge(low, high)]
 
 
 def parser(doc: str, epochs: int, lr: float, work_dir: str) -> argparse.ArgumentParser:

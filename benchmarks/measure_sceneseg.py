@@ -51,6 +51,21 @@ def ensure_test_images(per_style: int) -> None:
     write_datasets(TEST_ROOT, {name: per_style for name in STYLES}, seed=1)
 
 
+def trained_models(cfg: Config, work_dir: str, epochs: int, lr: float, seed: int) -> dict:
+    """QAT and its float control of one seed (``'qat'``, ``'float_control'``), trained in
+    ``work_dir`` unless a complete earlier run left both final checkpoints there."""
+    files = {name: osp.join(work_dir, name, f'epoch_{epochs}.pth')
+             for name in ('qat', 'float_control')}
+    if not all(osp.isfile(path) for path in files.values()):
+        return qat_and_control(cfg, SHIPPED_CHECKPOINT, work_dir, epochs, lr, seed=seed,
+                               log_level='WARNING')[1]
+    print(f'using the complete runs in {work_dir}', flush=True)
+    models = {name: MODELS.build(cfg.model) for name in files}
+    for name, path in files.items():
+        load_model_checkpoint(models[name], path)
+    return models
+
+
 def main(argv=None) -> int:
     parser = headline.parser(__doc__, 6, 3e-4, 'work_dirs/measure_sceneseg')
     parser.add_argument('--test-per-style', type=int, default=0,
@@ -90,9 +105,8 @@ def main(argv=None) -> int:
     trained = {'qat': [], 'control': []}
     for seed in args.seeds:
         print(f'==> QAT and its float control, seed {seed}', flush=True)
-        _, models = qat_and_control(cfg, SHIPPED_CHECKPOINT, osp.join(args.work_dir,
-                                                                      f'seed{seed}'),
-                                    args.epochs, args.lr, seed=seed, log_level='WARNING')
+        models = trained_models(cfg, osp.join(args.work_dir, f'seed{seed}'), args.epochs,
+                                args.lr, seed)
         for kind, name in (('qat', 'qat'), ('control', 'float_control')):
             metrics, evaluations[f'{kind} seed {seed}'] = evaluate_frames(
                 models[name], loader, cfg.test_evaluator)
