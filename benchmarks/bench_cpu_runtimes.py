@@ -49,7 +49,7 @@ from projects.SceneSeg import SceneSegNetwork, sceneseg_recipe  # noqa: E402
 from projects.SceneSeg.data.synthetic_roads import STYLES, render_scene  # noqa: E402
 from projects.SceneSeg.model import MEAN, STD  # noqa: E402
 from projects.SceneSeg.quantization.recipe import (DEFAULT_CALIB_METHOD,  # noqa: E402
-                                                   DEFAULT_SKIP_LAYERS)
+                                                   DEFAULT_SKIP_LAYERS, QAT_CALIB_METHOD)
 from quantization import CalibrationManager, load_model_checkpoint  # noqa: E402
 from quantization.markdown import markdown_table  # noqa: E402
 
@@ -207,7 +207,7 @@ def build_rows(model, calib, work_dir, only, ablate=None):
             lambda: RuntimeModel(default['openvino'], 'openvino', '')),
     }
     if not only or ablate == 'all' or {'ours_onnxruntime_all', 'ours_openvino_all'} & set(only):
-        every = ours(model, calib, (), 'mse', work_dir, '_all')
+        every = ours(model, calib, (), QAT_CALIB_METHOD, work_dir, '_all')
         rows['ours_onnxruntime_all'] = ('ours `onnxruntime` target, every layer INT8',
                                         'ONNX Runtime',
                                         lambda: RuntimeModel(every['onnxruntime'], 'onnxruntime'))

@@ -37,7 +37,8 @@ from tools.sceneseg_demo import (CONFIG, METHODS, SHIPPED_CHECKPOINT, ensure_dat
 
 KEY = SCENESEG.metric_key
 TEST_ROOT = 'work_dirs/data/synthetic_roads_test'
-EVERY_LAYER_PTQ = 'PTQ (mse), every layer INT8, bias correction'
+#: QAT's start as a PTQ row: every layer INT8, the adapter's QAT method and bias correction
+EVERY_LAYER_PTQ = f'PTQ ({SCENESEG.method_for("qat")}), every layer INT8, bias correction'
 #: the goals (issue 15), as shares of float's class average: PTQ >= 99.5 %, QAT >= 100 %
 PTQ_SHARE, QAT_SHARE = 0.995, 1.0
 
@@ -96,11 +97,12 @@ def main(argv=None) -> int:
     load_model_checkpoint(float_model, SHIPPED_CHECKPOINT)
     evaluations = {'float': evaluate_frames(float_model, loader, cfg.test_evaluator)[1]}
     every_layer = apis.ptq(cfg, SHIPPED_CHECKPOINT, SCENESEG,
-                           osp.join(args.work_dir, 'ptq_every_layer.pth'), ['mse'], 16,
-                           skip_layers=(), bias_correction=True, bootstrap_rounds=0,
+                           osp.join(args.work_dir, 'ptq_every_layer.pth'),
+                           [SCENESEG.method_for('qat')], 16, skip_layers=(),
+                           bias_correction=SCENESEG.bias_correction_for('qat'), bootstrap_rounds=0,
                            cfg_options={'log_level': 'WARNING'})
     model = MODELS.build(cfg.model)
-    load_model_checkpoint(model, every_layer.checkpoints['mse'])
+    load_model_checkpoint(model, *every_layer.checkpoints.values())
     evaluations[EVERY_LAYER_PTQ] = evaluate_frames(model, loader, cfg.test_evaluator)[1]
     trained = {'qat': [], 'control': []}
     for seed in args.seeds:
