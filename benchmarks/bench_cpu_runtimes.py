@@ -102,7 +102,9 @@ def ours(model, calib, skip_layers, method, work_dir, suffix):
         [torch.from_numpy(image) for image in calib], len(calib), method=method)
     raw = osp.join(work_dir, f'qdq_raw{suffix}.onnx')
     export(quantized, calib[0], raw)
-    return {target: write_target_onnx(raw, osp.join(work_dir, f'{target}{suffix}.onnx'), target)
+    feeds = [{'image': image} for image in calib]
+    return {target: write_target_onnx(raw, osp.join(work_dir, f'{target}{suffix}.onnx'), target,
+                                      feeds)
             for target in ('tensorrt', 'onnxruntime', 'openvino')}
 
 

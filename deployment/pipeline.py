@@ -144,9 +144,25 @@ class DeployPipeline:
         self.report['artifacts']['quantized.pth'] = {'path': path, 'size_bytes': file_size(path)}
         return model.eval()
 
-    def target_onnx(self, raw_path: str, target: str, graph: str) -> str:
+    def placement_feeds(self, model: nn.Module) -> Dict[str, List[Dict[str, np.ndarray]]]:
+        """Graph inputs of the first ``quantization.placement_batches`` (default 4) batches of
+        the calibration dataloader, by graph: what the ``onnxruntime`` target chooses its
+        ranges before SiLU / GELU on. Empty where the model config has no such dataloader
+        (the data-free range, ``deployment.placement.pre_activation_range``)."""
+        settings = self.deploy_cfg.quantization
+        key = settings.get('calib_dataloader')
+        if 'onnxruntime' not in self.deploy_cfg.targets or key not in self.model_cfg:
+            return {}
+        feeds = {}
+        for batch in islice(self.dataloader(key), settings.get('placement_batches', 4)):
+            for graph, inputs in self.exporter.graph_inputs(model, batch).items():
+                feeds.setdefault(graph, []).append({n: t.numpy() for n, t in inputs.items()})
+        return feeds
+
+    def target_onnx(self, raw_path: str, target: str, graph: str,
+                    feeds: List[Dict[str, np.ndarray]]) -> str:
         name = artifact_name(f'int8_{target}', graph)
-        path = write_target_onnx(raw_path, osp.join(self.work_dir, name), target)
+        path = write_target_onnx(raw_path, osp.join(self.work_dir, name), target, feeds)
         self.report['artifacts'][name] = {'path': path, 'size_bytes': file_size(path)}
         return path
 
@@ -403,6 +419,8 @@ class DeployPipeline:
         snapshot = enabled_state(model)  # a quantized checkpoint's skip list stays as it is
         set_all_quantizers(model, False)
         batches = self.verification_batches(model)
+        placement_feeds = self.placement_feeds(model)
+        self.report['placement_feeds'] = {g: len(f) for g, f in placement_feeds.items()}
         os.makedirs(self.work_dir, exist_ok=True)  # inputs checked: the first artifact follows
         example = {
             graph: {
@@ -428,7 +446,8 @@ class DeployPipeline:
         for target in self.deploy_cfg.targets:
             logger.info('[4/5] target %s: Q/DQ ONNX, clean-up, lint, verification', target)
             paths = target_paths[target] = {
-                g: self.target_onnx(raw_paths[g], target, g) for g in graphs}
+                g: self.target_onnx(raw_paths[g], target, g, placement_feeds.get(g))
+                for g in graphs}
             artifacts[target] = {g: self.target_artifact(p, target, g) for g, p in paths.items()}
             self.report['targets'][target] = self.verify(
                 model, graphs, paths, self.runtimes(target, paths, artifacts[target]), batches,

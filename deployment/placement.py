@@ -48,15 +48,18 @@
   output to the Add's input grid (one step off on about a fifth of the values there).
 """
 import math
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
+import torch
+import torch.nn.functional as F
 
 from quantization.fileio import atomic_output
 from quantization.tensor_quant import dequantize_np, grid_max, unsigned_scale
 from .graph_passes import clean_up_onnx, constant_value
+from .ort_runner import tensor_samples
 
 TARGETS = ('tensorrt', 'onnxruntime', 'openvino')
 
@@ -249,14 +252,9 @@ def _gate(x: float, gate: str) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
-def pre_activation_range(amax: float, gate: str, levels: int = 255) -> Tuple[float, float]:
-    """``(low, high)`` input range of an asymmetric ``levels``-step grid before SiLU / GELU
-    whose outputs the next quantizer clips at ``amax``: ``high`` is :func:`pre_activation_amax`;
-    below ``low`` the activation's value, ``low * gate(low)``, is half a step of the grid, so
-    clipping there costs no more than rounding. (Past their minimum both activations return
-    towards 0, so the symmetric ``-high`` clipped large negative inputs to
-    ``-high * gate(-high)``, far from their near-zero outputs, when ``high`` is small.)"""
-    high = pre_activation_amax(amax, gate)
+def _balanced_low(high: float, gate: str, levels: int) -> float:
+    """The bottom below which the activation, ``low * gate(low)``, is half a step of the
+    ``levels``-step grid over ``[low, high]``: clipping there costs no more than rounding."""
     # bisection on ``x = -low`` past both activations' minimum (GELU's at -0.75, SiLU's at
     # -1.28), where the magnitude ``x * gate(-x)`` falls and half a step grows
     lower, upper = 1.0, 64.0
@@ -264,14 +262,58 @@ def pre_activation_range(amax: float, gate: str, levels: int = 255) -> Tuple[flo
         x = 0.5 * (lower + upper)
         excess = x * _gate(-x, gate) - (high + x) / levels / 2
         lower, upper = (x, upper) if excess > 0 else (lower, x)
-    return -upper, high
+    return -upper
 
 
-def quantize_conv_outputs_before_activations(graph: gs.Graph) -> int:
-    """Q/DQ on the output of each Conv that feeds SiLU / GELU without one (module docstring, 3);
-    returns how many pairs were added."""
-    added = 0
-    for node in list(graph.nodes):
+def uint8_grid(low: float, high: float) -> Tuple[np.ndarray, np.ndarray]:
+    """``(scale, zero_point)`` of the uint8 grid over ``[low, high]`` (``low < 0 < high``), as
+    the pre-activation pair writes them: float32 scale, uint8 zero-point."""
+    scale = np.asarray((high - low) / grid_max(8, unsigned=True), np.float32)
+    return scale, np.asarray(round(-low / float(scale)), np.uint8)
+
+
+def _activation_error(samples: torch.Tensor, low: float, high: float, amax: float,
+                      gate: str) -> float:
+    """Mean squared error of the activation's output, clipped at ``±amax`` as the next
+    quantizer clips it, when its input ``samples`` go through the uint8 grid over
+    ``[low, high]`` first."""
+    activation = F.silu if gate == 'Sigmoid' else F.gelu
+    scale, zero_point = uint8_grid(low, high)
+    quantized = torch.fake_quantize_per_tensor_affine(samples, float(scale), int(zero_point), 0,
+                                                      grid_max(8, unsigned=True))
+    error = activation(quantized).clamp(-amax, amax) - activation(samples).clamp(-amax, amax)
+    return float(error.square().mean())
+
+
+def pre_activation_range(amax: float, gate: str, levels: int = 255,
+                         samples: Optional[np.ndarray] = None) -> Tuple[float, float]:
+    """``(low, high)`` input range of an asymmetric ``levels``-step grid before SiLU / GELU
+    whose outputs the next quantizer clips at ``amax``: ``high`` is :func:`pre_activation_amax`.
+
+    Without ``samples`` ``low`` is where the activation's value is half a step of the grid, so
+    that clipping costs no more than rounding for any input (past their minimum both
+    activations return towards 0, so the symmetric ``-high`` clipped large negative inputs to
+    ``-high * gate(-high)``, far from their near-zero outputs). That bound is loose when
+    ``amax`` is small: ``high`` is then small and ``low`` far below it, a coarse grid for the
+    values that matter. With ``samples`` (the Conv's outputs on calibration data, (n,)), ``low``
+    is the one of 64 bottoms between that bound and 0, and the samples' minimum, that minimises
+    the activation's output error on the samples (:func:`_activation_error`)."""
+    high = pre_activation_amax(amax, gate)
+    bound = _balanced_low(high, gate, levels)
+    if samples is None or not np.size(samples):
+        return bound, high
+    candidates = list(np.linspace(bound, 0.0, 65)[:-1])
+    candidates.append(min(max(float(np.min(samples)), bound), candidates[-1]))
+    values = torch.from_numpy(np.asarray(samples, np.float32).reshape(-1))
+    errors = [_activation_error(values, low, high, amax, gate) for low in candidates]
+    return float(candidates[int(np.argmin(errors))]), high
+
+
+def _pre_activation_convs(graph: gs.Graph) -> List[Tuple[gs.Node, float, str]]:
+    """``(conv, amax, gate)`` for each Conv that feeds SiLU / GELU with no Q/DQ of its own and
+    one per-tensor quantizer after the activation (``amax`` that quantizer's)."""
+    found = []
+    for node in graph.nodes:
         if node.op != 'Conv':
             continue
         output = node.outputs[0]
@@ -279,17 +321,30 @@ def quantize_conv_outputs_before_activations(graph: gs.Graph) -> int:
             continue
         quantizer, gate = _activation_output_quantizer(output)
         scale = None if quantizer is None else constant_value(quantizer.inputs[1])
-        if scale is None or np.size(scale) != 1:
-            continue
-        amax = float(scale) * grid_max(8)
-        low, high = pre_activation_range(amax, gate)
-        pre_scale = np.asarray((high - low) / 255, np.float32)
-        zero_point = gs.Constant(f'{node.name}_out_zero_point',
-                                 np.asarray(round(-low / float(pre_scale)), np.uint8))
+        if scale is not None and np.size(scale) == 1:
+            found.append((node, float(scale) * grid_max(8), gate))
+    return found
+
+
+def pre_activation_tensors(graph: gs.Graph) -> List[str]:
+    """The Conv outputs :func:`quantize_conv_outputs_before_activations` quantizes, by name."""
+    return [conv.outputs[0].name for conv, _, _ in _pre_activation_convs(graph)]
+
+
+def quantize_conv_outputs_before_activations(
+        graph: gs.Graph, samples: Optional[Dict[str, np.ndarray]] = None) -> int:
+    """Q/DQ on the output of each Conv that feeds SiLU / GELU without one (module docstring, 3),
+    its range chosen on ``samples`` of that output (by tensor name) where given; returns how
+    many pairs were added."""
+    added = 0
+    for node, amax, gate in _pre_activation_convs(graph):
+        output = node.outputs[0]
+        low, high = pre_activation_range(amax, gate, samples=(samples or {}).get(output.name))
+        scale, zero_point = uint8_grid(low, high)
         consumers = list(output.outputs)
         dequantized = _append_qdq_pair(graph, f'{node.name}_out', output,
-                                       gs.Constant(f'{node.name}_out_scale', pre_scale),
-                                       zero_point)
+                                       gs.Constant(f'{node.name}_out_scale', scale),
+                                       gs.Constant(f'{node.name}_out_zero_point', zero_point))
         for consumer in consumers:
             consumer.inputs[consumer.inputs.index(output)] = dequantized
         added += 1
@@ -424,27 +479,38 @@ ONNXRUNTIME_PASSES = (share_tensor_scales, deconvolution_to_depth_to_space,
                       dequantize_weights_of_float_convs, to_uint8_activations)
 
 
-def apply_placement(graph: gs.Graph, target: str) -> int:
+def apply_placement(graph: gs.Graph, target: str,
+                    pre_activation_samples: Optional[Dict[str, np.ndarray]] = None) -> int:
     """Apply a placement target to a Q/DQ graph in place; returns how many nodes the passes
-    changed, added or fused."""
+    changed, added or fused. ``pre_activation_samples``: Conv outputs on calibration data by
+    tensor name, for the ranges of pass 3 (:func:`pre_activation_range`)."""
     if target not in TARGETS:
         raise ValueError(f'unknown placement target {target!r}; choose one of {TARGETS}')
     if target == 'tensorrt':
         return 0
     if target == 'openvino':
         return to_uint8_activations(graph, signed_kept_for=('ConvTranspose', ))
-    return sum(graph_pass(graph) for graph_pass in ONNXRUNTIME_PASSES)
+    return sum(
+        graph_pass(graph, pre_activation_samples)
+        if graph_pass is quantize_conv_outputs_before_activations else graph_pass(graph)
+        for graph_pass in ONNXRUNTIME_PASSES)
 
 
-def write_target_onnx(raw_path: str, path: str, target: str) -> str:
+def write_target_onnx(raw_path: str, path: str, target: str,
+                      calibration_feeds: Optional[List[Dict[str, np.ndarray]]] = None) -> str:
     """The exported Q/DQ ONNX ``raw_path`` cleaned up and placed for ``target``, checked and
-    written atomically to ``path`` (opsets kept, plus the domains the placement adds)."""
+    written atomically to ``path`` (opsets kept, plus the domains the placement adds).
+    ``calibration_feeds`` (graph inputs by name, a few calibration batches) choose the ranges
+    the ``onnxruntime`` target adds before SiLU / GELU; without them the data-free bound."""
     clean_up_onnx(raw_path, path)
     if target == 'tensorrt':
         return path
     cleaned = onnx.load(path)
     graph = gs.import_onnx(cleaned)
-    apply_placement(graph, target)
+    probed = pre_activation_tensors(graph) if target == 'onnxruntime' else []
+    samples = (tensor_samples(cleaned, probed, calibration_feeds)
+               if probed and calibration_feeds else None)
+    apply_placement(graph, target, samples)
     placed = gs.export_onnx(graph)
     opsets = {o.domain: o for o in placed.opset_import}
     opsets.update({o.domain: o for o in cleaned.opset_import})

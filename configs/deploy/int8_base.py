@@ -17,6 +17,8 @@ quantization = dict(
     calib_batches=32,
     calib_method='mse',
     calib_kwargs=dict(),
+    # batches of calib_dataloader the onnxruntime target's ranges before SiLU / GELU are fit on
+    placement_batches=4,
 )
 # tensorrt: the Q/DQ graph for TensorRT (verified in ONNX Runtime); onnxruntime: its placement
 # for ONNX Runtime's INT8 kernels; openvino: OpenVINO IR of the tensorrt graph, verified with

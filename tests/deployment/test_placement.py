@@ -7,7 +7,9 @@ import torch
 
 from deployment import export_onnx
 from deployment.graph_passes import constant_value, clean_up_onnx
-from deployment.placement import apply_placement, pre_activation_amax, pre_activation_range
+from deployment.ort_runner import tensor_samples
+from deployment.placement import (apply_placement, pre_activation_amax, pre_activation_range,
+                                  uint8_grid, write_target_onnx)
 from projects.Demo import DemoNet
 from quantization import CalibrationManager, QuantRecipe
 
@@ -219,3 +221,93 @@ def test_conv_with_float_output_gets_float_weights(tmp_path):
     reference = as_written(clean).run(None, {'inputs': x})[0]
     result = as_written(placed).run(None, {'inputs': x})[0]
     np.testing.assert_allclose(result, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize('gate,activation', [('Sigmoid', torch.nn.SiLU()),
+                                             ('Erf', torch.nn.GELU())])
+def test_pre_activation_range_on_samples_beats_the_data_free_bound(gate, activation):
+    """A small amax over inputs that stay above -1: the data-free bottom (far below, for any
+    input) wastes most of the grid; on the samples the bottom rises to their minimum and the
+    activation's output error, computed here by hand on the written uint8 grid, falls. (The
+    next quantizer clips the outputs at -amax, reached at about -0.2: the bottom need not go
+    lower.)"""
+    amax = 0.1
+    samples = np.random.default_rng(0).uniform(-1.0, 0.3, 50000).astype(np.float32)
+    bound, high = pre_activation_range(amax, gate)
+    low, same_high = pre_activation_range(amax, gate, samples=samples)
+    assert same_high == high and bound < -2.5 and -1.05 < low < -0.2
+
+    def output_error(bottom):
+        scale, zero_point = uint8_grid(bottom, high)
+        grid = (np.clip(np.rint(samples / scale) + zero_point, 0, 255) - zero_point) * scale
+        outputs = [activation(torch.from_numpy(v.astype(np.float32))).clamp(-amax, amax).numpy()
+                   for v in (grid, samples)]
+        return np.mean((outputs[0] - outputs[1])**2)
+
+    assert output_error(low) < output_error(bound) / 20
+
+
+def test_pre_activation_range_on_samples_keeps_a_far_tail():
+    """Inputs far below the activation's minimum, whose outputs are about 0: a bottom at the
+    samples' minimum or one near 0 (clipping them to a value far from 0) loses to one near
+    the data-free bound."""
+    rng = np.random.default_rng(1)
+    samples = np.concatenate([rng.uniform(-12.0, -6.0, 30000),
+                              rng.uniform(-0.2, 2.0, 30000)]).astype(np.float32)
+    bound, high = pre_activation_range(1.0, 'Sigmoid')
+    low, _ = pre_activation_range(1.0, 'Sigmoid', samples=samples)
+    assert low < -3.0 and low >= bound
+
+
+def test_tensor_samples_draws_the_intermediate_values(tmp_path):
+    """The sampler's values are a subset of the tensor ONNX Runtime computes, drawn from every
+    feed; below the limit, all of them."""
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.SiLU()).eval()
+    path = str(tmp_path / 'conv.onnx')
+    export_onnx(conv, (torch.rand(1, 3, 8, 8), ), path, ['inputs'], ['outputs'], dynamo=False)
+    model = onnx.load(path)
+    name = [n for n in model.graph.node if n.op_type == 'Conv'][0].output[0]
+    feeds = [{'inputs': np.random.default_rng(i).random((1, 3, 8, 8), np.float32)}
+             for i in range(2)]
+    with torch.no_grad():
+        expected = [conv[0](torch.from_numpy(f['inputs'])).numpy().reshape(-1) for f in feeds]
+    every = tensor_samples(model, [name], feeds)[name]
+    np.testing.assert_allclose(np.sort(every), np.sort(np.concatenate(expected)), atol=1e-5)
+    some = tensor_samples(model, [name], feeds, per_tensor=100)[name]
+    assert some.shape == (100, )
+    for half, values in zip((some[:50], some[50:]), expected):
+        assert np.abs(half[:, None] - values[None]).min(axis=1).max() < 1e-5
+
+
+def test_onnxruntime_target_ranges_from_calibration_feeds(tmp_path):
+    """Conv -> SiLU -> QuantConv with small outputs (a squeeze-excitation input): with
+    calibration feeds the pair before SiLU fits the Conv's outputs, and the placed graph
+    follows the TensorRT-placement graph closer on other inputs than with the data-free bound."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.SiLU(),
+                                torch.nn.Conv2d(8, 4, 3, padding=1)).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(0.2)
+        model[0].bias.zero_()
+    QuantRecipe().apply(model)
+    calib = [torch.randn(1, 3, 16, 16) for _ in range(4)]
+    CalibrationManager(model, progress=False).calibrate(calib, 4, 'max')
+    raw = str(tmp_path / 'raw.onnx')
+    export_onnx(model, (calib[0], ), raw, ['inputs'], ['outputs'], dynamo=False)
+    clean = str(tmp_path / 'clean.onnx')
+    clean_up_onnx(raw, clean)
+    feeds = [{'inputs': x.numpy()} for x in calib]
+    fitted = write_target_onnx(raw, str(tmp_path / 'fitted.onnx'), 'onnxruntime', feeds)
+    bound = write_target_onnx(raw, str(tmp_path / 'bound.onnx'), 'onnxruntime')
+    inputs = [torch.randn(1, 3, 16, 16).numpy() for _ in range(8)]
+
+    def outputs(path):
+        session = as_written(path)
+        return np.concatenate([session.run(None, {'inputs': x})[0].reshape(-1) for x in inputs])
+
+    reference = outputs(clean)
+
+    def error(path):
+        return np.sqrt(np.mean((outputs(path) - reference)**2))
+
+    assert error(fitted) < error(bound) / 2

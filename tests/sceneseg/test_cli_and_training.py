@@ -135,6 +135,12 @@ def test_deploy_from_config(tiny_roads, tmp_path):
             for issue in result['lint']} == {'/model/SceneSegHead/decode_layer_10/Conv'}
     rows = {row['model']: row['values'] for row in result['metrics']}
     assert 'sceneseg/pooled/class_average' in rows['onnxruntime']
+    # the onnxruntime target fits its pairs before SiLU / GELU on the calibration batches
+    # (quantization.placement_batches, at most as many as the dataloader has) and follows
+    # PyTorch fake-quant as closely as the tensorrt graph does
+    assert set(report['placement_feeds'].values()) == {4}
+    ours = report['targets']['onnxruntime']['verification']['pytorch_fake_quant']
+    assert ours['logits']['cosine'] > 0.99
     # OpenVINO runs every quantized layer INT8 and the skipped classifier in f32, by our names.
     openvino = report['targets']['openvino']
     # The float islands between INT8 layers: every squeeze-excitation block's average pool
