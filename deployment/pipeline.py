@@ -145,7 +145,7 @@ class DeployPipeline:
         return model.eval()
 
     def placement_feeds(self, model: nn.Module) -> Dict[str, List[Dict[str, np.ndarray]]]:
-        """Graph inputs of the first ``quantization.placement_batches`` (default 4) batches of
+        """Graph inputs of the first ``quantization.placement_batches`` (default 0) batches of
         the calibration dataloader, by graph: what the ``onnxruntime`` target chooses its
         ranges before SiLU / GELU on. Empty where the model config has no such dataloader
         (the data-free range, ``deployment.placement.pre_activation_range``)."""
@@ -154,7 +154,7 @@ class DeployPipeline:
         if 'onnxruntime' not in self.deploy_cfg.targets or key not in self.model_cfg:
             return {}
         feeds = {}
-        for batch in islice(self.dataloader(key), settings.get('placement_batches', 4)):
+        for batch in islice(self.dataloader(key), settings.get('placement_batches', 0)):
             for graph, inputs in self.exporter.graph_inputs(model, batch).items():
                 feeds.setdefault(graph, []).append({n: t.numpy() for n, t in inputs.items()})
         return feeds
