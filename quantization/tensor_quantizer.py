@@ -122,6 +122,14 @@ class TensorQuantizer(nn.Module):
         self.amax_momentum = None
         return self.amax
 
+    def fix_amax(self):
+        """Stop training amax: it becomes a buffer again, same key, shape and value."""
+        if self.learns_amax:
+            value = self.amax.detach().clone()
+            del self._parameters['amax']
+            self.register_buffer('amax', value)
+            self._update_qparams()
+
     @property
     def has_amax(self) -> bool:
         """Whether amax is set (by calibration, a descriptor or a loaded state_dict)."""

@@ -188,5 +188,13 @@ def test_learned_amax_keeps_its_key_trains_and_exports_like_a_fixed_one(monkeypa
         param.fill_(-1.0)
     quantizer(x)
     assert param.item() > 0 and quantizer.scale.item() > 0
+    # fix_amax: a buffer again, same key and value, no parameter left
+    with torch.no_grad():
+        param.fill_(2.5)
+    quantizer.fix_amax()
+    assert not quantizer.learns_amax and list(quantizer.parameters()) == []
+    assert quantizer.amax.item() == 2.5 and quantizer.scale.item() == pytest.approx(2.5 / 127)
+    assert sorted(quantizer.state_dict()) == ['amax', 'enabled']
+    quantizer.learn_amax()
     quantizer.reset_amax()
     assert not quantizer.learns_amax and not quantizer.has_amax
