@@ -6,6 +6,7 @@ from torch import nn
 
 from quantization import QuantRecipe
 from quantization.method_choice import ImportanceFn
+from quantization.range_learning import DistanceFn
 
 
 @dataclass
@@ -36,6 +37,11 @@ class ModelAdapter:
             (:data:`quantization.method_choice.ImportanceFn`); None weights every position alike.
         unweighted_layers (sequence of str): Layer patterns whose output error that search does
             not weight (their output matters everywhere).
+        output_module (str, optional): The submodule whose output learned ranges match to the
+            float model's (:func:`quantization.range_learning.learn_ranges`): the head or
+            the logits; None: the model has none and ``--learn-ranges`` is refused.
+        output_distance (callable, optional): ``fn(quantized_output, float_output) -> scalar``
+            for that match; None: the relative squared error of every output tensor.
     """
     name: str
     check_model: Callable[[nn.Module, str], None]
@@ -51,6 +57,8 @@ class ModelAdapter:
     qat_method: Optional[str] = None
     importance: Optional[ImportanceFn] = None
     unweighted_layers: Sequence[str] = ()
+    output_module: Optional[str] = None
+    output_distance: Optional[DistanceFn] = None
 
     def skip_layers_for(self, verb: str) -> Sequence[str]:
         """The layers ``verb`` ('ptq', 'qat', ...) leaves in float when none are given."""

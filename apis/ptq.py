@@ -19,6 +19,7 @@ from quantization.errors import UserError
 from quantization.evaluation import FrameResults, evaluate_frames
 from quantization.fileio import check_output_file
 from quantization.method_choice import MethodChoice, choose_amax_methods
+from quantization.range_learning import RangeLearningResult, learn_ranges
 from .adapter import ModelAdapter
 from .launcher import init_launcher
 from .inputs import QuantInputs, load_inputs
@@ -28,6 +29,9 @@ from .user_input import check_non_negative, check_positive
 
 #: fractions k / AMAX_GRID of max's amax that the per-layer search tries besides the methods'
 AMAX_GRID = 20
+#: Adam steps of ``--learn-ranges`` unless told (about 5 per second for the small CenterPoint on
+#: 2 cores)
+RANGE_STEPS = 600
 
 
 @dataclass
@@ -44,6 +48,7 @@ class PTQResult:
     intervals: Optional[BootstrapResult] = None
     metric_key: Optional[str] = None
     amax_choices: List[MethodChoice] = field(default_factory=list)  # of --per-layer-amax
+    learned_ranges: Optional[RangeLearningResult] = None  # of --learn-ranges
 
     def table(self) -> str:
         return metrics_table(self.rows, metric_keys(self.rows[0][1], self.table_prefix),
@@ -118,6 +123,30 @@ def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
                                unweighted=adapter.unweighted_layers, sequential=sequential)
 
 
+def fit_ranges(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
+               steps: int = RANGE_STEPS) -> RangeLearningResult:
+    """Every activation amax trained for ``steps`` on ``batches`` calibration batches so that
+    the adapter's ``output_module`` matches the float model's (:func:`learn_ranges`), seeded so
+    augmented batches are the same in every run."""
+    set_random_seed(0)
+    result = learn_ranges(inputs.model, inputs.calib_loader, batches, adapter.output_module,
+                          steps, distance_fn=adapter.output_distance,
+                          progress=is_main_process())
+    print_log(f'learned ranges on {result.batches} batches, {steps} steps: distance to float '
+              f'{result.loss_before:.4g} -> {result.loss_after:.4g}'
+              f'{"" if result.kept else " (not lower: calibrated ranges kept)"}',
+              logger='current')
+    return result
+
+
+def check_range_learning(adapter: ModelAdapter, batches: int, steps: int) -> None:
+    """``--learn-ranges`` / ``--range-steps``, before any heavy work."""
+    check_non_negative({'learn_ranges': batches}, 'learn_ranges')
+    check_positive({'range_steps': steps}, 'range_steps')
+    if batches and adapter.output_module is None:
+        raise UserError(f'--learn-ranges: {adapter.name} names no output module to match')
+
+
 def correct_biases(inputs: QuantInputs, calib_batches: int) -> None:
     """Bias correction of ``inputs.model`` on ``calib_batches`` calibration batches, seeded so
     augmented batches are the same in every run."""
@@ -127,7 +156,8 @@ def correct_biases(inputs: QuantInputs, calib_batches: int) -> None:
 
 def calibration_meta(checkpoint: str, inputs: QuantInputs, seen: int, calib_batches: int,
                      method: str, calib_split: str, bias_correction: bool, adaround: int,
-                     choices: Sequence[MethodChoice]) -> dict:
+                     choices: Sequence[MethodChoice],
+                     ranges: Optional[RangeLearningResult] = None) -> dict:
     """A PTQ checkpoint's ``meta`` besides the recipe: the float checkpoint it came from and the
     calibration done (batches seen and asked for, method, split, algorithms, per-layer amax)."""
     return {
@@ -135,7 +165,11 @@ def calibration_meta(checkpoint: str, inputs: QuantInputs, seen: int, calib_batc
         'calibration': dict(batches=seen, requested=calib_batches, method=method,
                             split=calib_split, equalize=inputs.recipe.equalize,
                             bias_correction=bias_correction, adaround_batches=adaround,
-                            per_layer_amax={c.layer: c.method for c in choices})
+                            per_layer_amax={c.layer: c.method for c in choices},
+                            learned_ranges=None if ranges is None else dict(
+                                batches=ranges.batches, steps=ranges.steps, kept=ranges.kept,
+                                distance_before=ranges.loss_before,
+                                distance_after=ranges.loss_after))
     }
 
 
@@ -154,7 +188,9 @@ def ptq(config: Union[str, Config],
         equalize: Optional[bool] = None,
         bias_correction: Optional[bool] = None,
         adaround: int = 0,
-        per_layer_amax: int = 0) -> PTQResult:
+        per_layer_amax: int = 0,
+        learn_ranges: int = 0,
+        range_steps: int = RANGE_STEPS) -> PTQResult:
     """Calibrate the float model of ``config`` + ``checkpoint`` and save one quantized checkpoint
     per amax method (one calibration pass for all); every figure gets a bootstrap interval over
     the test frames (``bootstrap_rounds`` draws, 0: none). Under ``torch.distributed`` the ranks
@@ -167,15 +203,20 @@ def ptq(config: Union[str, Config],
     activation ranges (the other methods share those weights). ``per_layer_amax``: each layer's
     input amax searched on this many calibration batches (0: the method's) among the methods'
     and :data:`AMAX_GRID` fractions of max's, by its output error weighted by the adapter's
-    ``importance``; needs one method (for the quantizers it does not choose)."""
+    ``importance``; needs one method (for the quantizers it does not choose). ``learn_ranges``:
+    then every activation amax trained for ``range_steps`` on this many calibration batches, so
+    the adapter's ``output_module`` matches the float model's (:func:`fit_ranges`); one method
+    too."""
     methods = check_methods(methods or [adapter.method_for('ptq')])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround,
                         'per_layer_amax': per_layer_amax},
                        'bootstrap_rounds', 'adaround', 'per_layer_amax')
-    if per_layer_amax and len(methods) > 1:
-        raise UserError(f'--per-layer-amax chooses each layer\'s amax: give one --method, not '
-                        f'{" ".join(methods)}')
+    check_range_learning(adapter, learn_ranges, range_steps)
+    for option, value in (('--per-layer-amax', per_layer_amax), ('--learn-ranges', learn_ranges)):
+        if value and len(methods) > 1:
+            raise UserError(f'{option} sets each layer\'s amax: give one --method, not '
+                            f'{" ".join(methods)}')
     for method in methods:
         check_output_file(method_output(output, method, methods), '--output')
     init_launcher(launcher)
@@ -189,6 +230,7 @@ def ptq(config: Union[str, Config],
     rows, evaluations = [('float', metrics)], {'float': frames}
     seen = calibrate(inputs, calib_batches, methods[0])
     choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
+    ranges = fit_ranges(inputs, adapter, learn_ranges, range_steps) if learn_ranges else None
     if adaround:
         set_random_seed(0)
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())
@@ -209,8 +251,9 @@ def ptq(config: Union[str, Config],
             save_quantized_checkpoint(
                 inputs.model, checkpoints[method], inputs.recipe,
                 meta=calibration_meta(checkpoint, inputs, seen, calib_batches, method,
-                                      calib_split, bias_correction, adaround, choices))
+                                      calib_split, bias_correction, adaround, choices,
+                                      ranges))
     intervals = draw_intervals(evaluations, metric_keys(rows[0][1], adapter.table_prefix),
                                bootstrap_rounds)
     return PTQResult(rows, checkpoints, seen, list(inputs.recipe.skip_layers), adapter.table_prefix,
-                     amax_of(inputs.model), intervals, adapter.metric_key, choices)
+                     amax_of(inputs.model), intervals, adapter.metric_key, choices, ranges)

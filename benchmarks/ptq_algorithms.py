@@ -3,12 +3,14 @@ calibration batches and test frames, with intervals and the calibration time of 
 ratio to one float pass over the calibration batches.
 
     python benchmarks/ptq_algorithms.py [--model centerpoint|sceneseg] [--default-skip]
-        [--calib-batches 16] [--choice-batches 2] [--only NAME ...]
+        [--calib-batches 16] [--choice-batches 2] [--range-batches 8] [--range-steps 600]
+        [--only NAME ...]
 
 Variants: the model's default amax method; with cross-layer equalization; with the amax chosen
 per layer (``method_choice``, as ``ptq --per-layer-amax``: weighted by the model's importance map
-where its adapter has one, among the methods and a grid of fractions of max); with AdaRound; with
-bias correction; combinations.
+where its adapter has one, among the methods and a grid of fractions of max); with every
+activation amax learned against the float model's output (``ptq --learn-ranges``); with
+AdaRound; with bias correction; combinations.
 """
 import argparse
 import os.path as osp
@@ -22,8 +24,8 @@ import torch  # noqa: E402
 from mmengine.runner import set_random_seed  # noqa: E402
 
 from apis.inputs import load_inputs  # noqa: E402
-from apis.ptq import (calibrate, choose_amax, correct_biases, draw_intervals,  # noqa: E402
-                      evaluate)
+from apis.ptq import (RANGE_STEPS, calibrate, choose_amax, correct_biases,  # noqa: E402
+                      draw_intervals, evaluate, fit_ranges)
 from quantization.adaround import adaround  # noqa: E402
 from quantization.descriptor import AMAX_METHODS  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
@@ -35,7 +37,7 @@ MODELS = {
                  'projects/SceneSeg/checkpoints/sceneseg_synthetic_small.pth'),
 }
 #: name -> the algorithms it runs, in this order: equalization, calibration (always), per-layer
-#: amax (or its sequential search), AdaRound, bias correction
+#: amax (or its sequential search), learned ranges, AdaRound, bias correction
 VARIANTS = {
     'one method': (),
     'equalization': ('equalize', ),
@@ -46,6 +48,9 @@ VARIANTS = {
     'sequential per-layer amax': ('sequential', ),
     'sequential per-layer amax + bias correction': ('sequential', 'bias'),
     'AdaRound + bias correction': ('adaround', 'bias'),
+    'learned ranges': ('ranges', ),
+    'learned ranges + bias correction': ('ranges', 'bias'),
+    'per-layer amax + learned ranges': ('choice', 'ranges'),
     'all': ('equalize', 'choice', 'adaround', 'bias'),
 }
 
@@ -79,6 +84,8 @@ def run_variant(args, adapter, algorithms):
     choices = []
     if 'choice' in algorithms or 'sequential' in algorithms:
         choices = choose_amax(inputs, adapter, args.choice_batches, 'sequential' in algorithms)
+    if 'ranges' in algorithms:
+        fit_ranges(inputs, adapter, args.range_batches, args.range_steps)
     if 'adaround' in algorithms:
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)
@@ -97,6 +104,9 @@ def main():
     parser.add_argument('--calib-batches', type=int, default=16)
     parser.add_argument('--choice-batches', type=int, default=2,
                         help='batches for the per-layer amax and AdaRound')
+    parser.add_argument('--range-batches', type=int, default=8,
+                        help='batches for the learned ranges')
+    parser.add_argument('--range-steps', type=int, default=RANGE_STEPS)
     parser.add_argument('--only', nargs='+', choices=sorted(VARIANTS), default=sorted(VARIANTS))
     parser.add_argument('--method', choices=AMAX_METHODS,
                         help='amax method of every variant (default: the model\'s PTQ default)')
@@ -121,7 +131,8 @@ def main():
     print(f'{args.model}, {"default skip list" if args.default_skip else "every layer INT8"}, '
           f'{args.method}, {args.calib_batches} calibration batches (one float pass '
           f'over them: {float_seconds:.1f} s), per-layer amax and AdaRound on '
-          f'{args.choice_batches}')
+          f'{args.choice_batches}, learned ranges on {args.range_batches} '
+          f'({args.range_steps} steps)')
     print(f'| PTQ | {key} [95%] | minus float [95%] | calibration time / float pass |\n'
           '|---|---:|---:|---:|')
     for name in intervals.metric:

@@ -22,7 +22,6 @@ from mmengine.dist import all_reduce
 from torch import nn
 from tqdm import tqdm
 
-from .bias_correction import _corrected_layers
 from .calibration import ForwardFn, default_forward
 from .method_choice import _Reached
 from .tensor_quantizer import TensorQuantizer
@@ -136,7 +135,6 @@ def learn_ranges(model: nn.Module,
                  lr: float = 0.01,
                  distance_fn: Optional[DistanceFn] = None,
                  forward_fn: Optional[ForwardFn] = None,
-                 biases: bool = False,
                  progress: bool = False) -> RangeLearningResult:
     """Train every activation amax (:func:`learnable_quantizers`) of the calibrated ``model``
     for ``steps`` Adam steps, one of the first ``num_batches`` batches of ``data`` each (held in
@@ -145,8 +143,6 @@ def learn_ranges(model: nn.Module,
 
     Args:
         lr (float): Adam's step for each amax as a fraction of its calibrated value.
-        biases (bool): Train the biases of the quantized layers too (each by ``lr`` times its
-            mean magnitude), a learned bias correction.
 
     Returns:
         RangeLearningResult: the amax left are fixed buffers again (learned or calibrated).
@@ -162,9 +158,6 @@ def learn_ranges(model: nn.Module,
         raise ValueError('learn_ranges: the data holds no batch')
     quantizers = learnable_quantizers(model)
     calibrated = {name: q.amax.detach().clone() for name, q in quantizers.items()}
-    trained_biases = [layer.bias for layer in _corrected_layers(model).values()
-                      if layer.bias is not None] if biases else []
-    float_biases = [bias.detach().clone() for bias in trained_biases]
     was_training = model.training
     trains = {parameter: parameter.requires_grad for parameter in model.parameters()}
     model.eval()
@@ -175,10 +168,6 @@ def learn_ranges(model: nn.Module,
         groups = [dict(params=[q.learn_amax().requires_grad_(True)],
                        lr=lr * max(float(calibrated[name]), 1e-6))
                   for name, q in quantizers.items()]
-        if biases:
-            for bias in trained_biases:
-                bias.requires_grad_(True)
-                groups.append(dict(params=[bias], lr=lr * max(float(bias.abs().mean()), 1e-3)))
         optimizer = torch.optim.Adam(groups)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
         for step in tqdm(range(steps), desc='learning ranges', disable=not progress):
@@ -189,9 +178,9 @@ def learn_ranges(model: nn.Module,
                 optimizer.zero_grad()
                 distance.backward()
             for group in groups:
-                parameter = group['params'][0]
-                if parameter.grad is not None:
-                    all_reduce(parameter.grad, op='mean')  # one model for every rank
+                amax = group['params'][0]
+                if amax.grad is not None:
+                    all_reduce(amax.grad, op='mean')  # one range for every rank
             optimizer.step()
             schedule.step()
         for quantizer in quantizers.values():
@@ -201,9 +190,6 @@ def learn_ranges(model: nn.Module,
         if not kept:
             for name, quantizer in quantizers.items():
                 quantizer.set_amax(calibrated[name])
-            with torch.no_grad():
-                for bias, value in zip(trained_biases, float_biases):
-                    bias.copy_(value)
     finally:
         for quantizer in quantizers.values():
             quantizer.fix_amax()

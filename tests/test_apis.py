@@ -11,7 +11,7 @@ import apis
 from apis.ptq import AMAX_GRID
 from apis.qat import PTQ_START
 from projects.CenterPoint.quantization.adapter import CENTERPOINT
-from quantization import load_quantized_checkpoint
+from quantization import UserError, load_quantized_checkpoint
 from tests.conftest import ROOT
 from tools import deploy, quantization_cli, test, train
 
@@ -94,6 +94,30 @@ def test_ptq_per_layer_amax_loads_and_records_each_layers_choice(tiny, tmp_path)
             pytest.approx(choice.amax)
         assert choice.errors[choice.method] == min(choice.errors.values())
         assert len(choice.errors) == 4 + AMAX_GRID
+
+
+def test_ptq_learn_ranges_saves_the_learned_amax_and_records_the_distances(tiny, tmp_path):
+    # from max's ranges, which leave room to win
+    calibrated = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'c.pth'),
+                          ['max'], calib_batches=1, skip_layers=[], bootstrap_rounds=0)
+    result = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'p.pth'),
+                      ['max'], calib_batches=1, skip_layers=[], bootstrap_rounds=0,
+                      learn_ranges=1, range_steps=40)
+    ranges = result.learned_ranges
+    assert ranges.kept and ranges.loss_after < ranges.loss_before
+    saved = torch.load(result.checkpoints['max'], weights_only=False)
+    assert saved['meta']['calibration']['learned_ranges'] == dict(
+        batches=1, steps=40, kept=True, distance_before=ranges.loss_before,
+        distance_after=ranges.loss_after)
+    moved = 0
+    for name, (before, after) in ranges.amax.items():  # from the plain PTQ's ranges
+        assert calibrated.amax[name].item() == pytest.approx(before)
+        assert saved['state_dict'][f'{name}.amax'].item() == pytest.approx(after)
+        moved += after != pytest.approx(before, rel=1e-3)
+    assert len(ranges.amax) == 26 and moved > 13  # every activation range, most of them moved
+    with pytest.raises(UserError, match='--learn-ranges sets each layer'):
+        apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'q.pth'),
+                 methods=['mse', 'max'], learn_ranges=1)
 
 
 def test_sensitivity_with_per_layer_amax_starts_from_the_ptq_it_gives(tiny, tmp_path):

@@ -11,6 +11,7 @@ from mmengine.dist import is_main_process
 
 from apis import ModelAdapter, close_launcher, init_launcher, ptq, qat, sensitivity
 from apis.launcher import add_launcher_options
+from apis.ptq import RANGE_STEPS
 from apis.tool import ToolArgumentParser, run_tool
 from apis.user_input import add_cfg_options
 from quantization.bootstrap import DEFAULT_ROUNDS
@@ -77,6 +78,12 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--adaround', type=int, default=0, metavar='BATCHES',
                              help='learn the weights\' rounding (AdaRound) on this many '
                              'calibration batches (0: nearest rounding)')
+            sub.add_argument('--learn-ranges', type=int, default=0, metavar='BATCHES',
+                             help='train every activation amax on this many calibration '
+                             'batches so that the model\'s output matches the float model\'s '
+                             '(after --per-layer-amax; 0: off)')
+            sub.add_argument('--range-steps', type=int, default=RANGE_STEPS,
+                             help='optimizer steps of --learn-ranges')
         if verb == 'sensitivity':
             sub.add_argument('--budget', type=float, default=0.3,
                              help=f'{adapter.metric_key} points the skip list may lose')
@@ -119,9 +126,14 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
                      args.calib_batches, args.skip_layers, bootstrap_rounds=args.bootstrap_rounds,
                      equalize=args.equalize, bias_correction=args.bias_correction,
                      adaround=args.adaround, per_layer_amax=args.per_layer_amax,
+                     learn_ranges=args.learn_ranges, range_steps=args.range_steps,
                      **_common(args))
         for choice in result.amax_choices:
             say(f'amax of {choice.layer}: {choice.method} ({choice.amax:.4g})')
+        if result.learned_ranges is not None:
+            ranges = result.learned_ranges
+            say(f'learned ranges: distance to float {ranges.loss_before:.4g} -> '
+                f'{ranges.loss_after:.4g}' + ('' if ranges.kept else ', calibrated kept'))
         for path in result.checkpoints.values():
             say(f'saved {path}')
         say(result.table())

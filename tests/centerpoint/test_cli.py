@@ -137,4 +137,4 @@ def test_more_calibration_batches_than_data_warns_and_records_the_truth(tiny, ca
     meta = torch.load(output, weights_only=True)['meta']
     assert meta['calibration'] == dict(batches=2, requested=1000, method='mse', split='train',
                                        equalize=False, bias_correction=False, adaround_batches=0,
-                                       per_layer_amax={})
+                                       per_layer_amax={}, learned_ranges=None)

@@ -2,7 +2,7 @@
 from mmengine.config import Config
 
 from apis import ModelAdapter
-from .importance import UNWEIGHTED_LAYERS, object_importance
+from .importance import UNWEIGHTED_LAYERS, head_distance, object_importance
 from .recipe import DEFAULT_CALIB_METHOD, DEFAULT_SKIP_LAYERS, centerpoint_recipe, check_centerpoint
 
 
@@ -38,4 +38,6 @@ CENTERPOINT = ModelAdapter(
     default_skip_layers=DEFAULT_SKIP_LAYERS,
     qat_optimizer=qat_schedule,
     importance=object_importance,
-    unweighted_layers=UNWEIGHTED_LAYERS)
+    unweighted_layers=UNWEIGHTED_LAYERS,
+    output_module='pts_bbox_head',
+    output_distance=head_distance)

@@ -29,3 +29,29 @@ def object_importance(model: nn.Module, batch) -> torch.Tensor:
         for handle in handles:
             handle.remove()
     return torch.stack(scores).amax(0)
+
+
+def _task_outputs(output) -> list:
+    """The per-task dicts of a CenterHead output (tuple over tasks of per-level lists)."""
+    if isinstance(output, dict):
+        return [output]
+    return [task for part in output for task in _task_outputs(part)]
+
+
+def head_distance(got, want) -> torch.Tensor:
+    """How far a quantized CenterHead output ``got`` is from the float one ``want``, as
+    :func:`quantization.range_learning.learn_ranges` minimises it: the mean over every task's
+    maps of a relative squared error. The heatmap compares sigmoid scores at every position
+    (false positives count on the background); the box maps (reg, height, dim, rot, vel) are
+    weighted by the float model's largest score of the task, where detections read them."""
+    errors = []
+    for task_got, task_want in zip(_task_outputs(got), _task_outputs(want)):
+        score = task_want['heatmap'].sigmoid()
+        weights = score.amax(1, keepdim=True)
+        errors.append(((task_got['heatmap'].sigmoid() - score)**2).mean()
+                      / (score**2).mean().clamp_min(1e-12))
+        for key, value in task_want.items():
+            if key != 'heatmap':
+                errors.append((weights * (task_got[key] - value)**2).sum()
+                              / (weights * value**2).sum().clamp_min(1e-12))
+    return torch.stack(errors).mean()

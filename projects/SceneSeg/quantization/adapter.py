@@ -18,4 +18,5 @@ SCENESEG = ModelAdapter(
     qat_skip_layers=(),
     qat_bias_correction=True,
     qat_method=QAT_CALIB_METHOD,
-    table_prefix='sceneseg/pooled/')
+    table_prefix='sceneseg/pooled/',
+    output_module='SceneSegHead')
