@@ -19,8 +19,8 @@ from quantization.resume import resolve_start
 from .adapter import ModelAdapter
 from .inputs import QuantInputs, load_inputs
 from .launcher import distributed_runner_cfg, init_launcher
-from .ptq import (calibrate, calibration_meta, check_methods, choose_amax, correct_biases,
-                  draw_intervals, evaluate)
+from .ptq import (RANGE_STEPS, calibrate, calibration_meta, check_methods, check_range_learning,
+                  choose_amax, correct_biases, draw_intervals, evaluate, fit_ranges)
 from .results import metric_keys, metrics_table
 from .user_input import check_non_negative, check_positive
 
@@ -72,18 +72,21 @@ PTQ_START = 'ptq_start.pth'
 
 def calibrate_start(inputs: QuantInputs, adapter: ModelAdapter, checkpoint: str, path: str,
                     calib_batches: int, method: str, calib_split: str, per_layer_amax: int,
-                    bias_correction: bool) -> None:
-    """PTQ of ``inputs.model`` as ``ptq`` does it (``per_layer_amax`` search, bias correction),
-    saved to ``path`` for QAT to start from; the ranks wait until it is written."""
+                    bias_correction: bool, learn_ranges: int = 0,
+                    range_steps: int = RANGE_STEPS) -> None:
+    """PTQ of ``inputs.model`` as ``ptq`` does it (``per_layer_amax`` search, learned ranges,
+    bias correction), saved to ``path`` for QAT to start from; the ranks wait until it is
+    written."""
     seen = calibrate(inputs, calib_batches, method)
     choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
+    ranges = fit_ranges(inputs, adapter, learn_ranges, range_steps) if learn_ranges else None
     if bias_correction:
         correct_biases(inputs, calib_batches)
     if is_main_process():
         save_quantized_checkpoint(
             inputs.model, path, inputs.recipe,
             meta=calibration_meta(checkpoint, inputs, seen, calib_batches, method, calib_split,
-                                  bias_correction, 0, choices))
+                                  bias_correction, 0, choices, ranges))
     barrier()
 
 
@@ -107,7 +110,9 @@ def qat(config: Union[str, Config],
         learn_amax: bool = False,
         per_layer_amax: int = 0,
         bias_correction: Optional[bool] = None,
-        float_control: bool = False) -> QATResult:
+        float_control: bool = False,
+        learn_ranges: int = 0,
+        range_steps: int = RANGE_STEPS) -> QATResult:
     """Fine-tune the float model of ``config`` + ``checkpoint`` with QATHook for ``epochs``
     (peak ``lr``, default 10x below the config's) into ``work_dir``; ``resume`` continues from
     its last complete checkpoint. The Runner trains on its own device (CUDA when available), so
@@ -115,15 +120,17 @@ def qat(config: Union[str, Config],
     model is evaluated first, so QAT minus float gets a paired bootstrap interval.
     ``learn_amax``: the activation ranges are trained (``QATHook(learn_amax=True)``).
     ``skip_layers`` None: the adapter's QAT list (:meth:`ModelAdapter.skip_layers_for`).
-    ``per_layer_amax`` (batches, 0: off) and ``bias_correction`` (None: the adapter's QAT default):
-    training starts from ``ptq``'s model with them, calibrated here and saved to
-    ``work_dir/ptq_start.pth``, instead of QATHook's calibration with ``method``.
+    ``per_layer_amax``, ``learn_ranges`` (batches, 0: off; ``range_steps``) and
+    ``bias_correction`` (None: the adapter's QAT default): training starts from ``ptq``'s model
+    with them, calibrated here and saved to ``work_dir/ptq_start.pth``, instead of QATHook's
+    calibration with ``method``.
     ``float_control``: the same training without quantization (no QATHook, no PTQ start), the
     control that tells what QAT recovers from what the extra training alone gives."""
     method = check_methods([method or adapter.method_for('qat')])[0]
     check_positive({'calib_batches': calib_batches, 'epochs': epochs}, 'calib_batches', 'epochs')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'per_layer_amax': per_layer_amax},
                        'bootstrap_rounds', 'per_layer_amax')
+    check_range_learning(adapter, learn_ranges, range_steps)
     if bias_correction is None:
         bias_correction = adapter.bias_correction_for('qat')
     if skip_layers is None:
@@ -143,10 +150,11 @@ def qat(config: Union[str, Config],
     if seed is not None:
         qat_cfg.randomness = dict(qat_cfg.get('randomness') or {}, seed=seed)
     start = resolve_start(work_dir, resume, checkpoint)
-    if start.load_from is not None and (per_layer_amax or bias_correction) and not float_control:
+    ptq_start = per_layer_amax or learn_ranges or bias_correction
+    if start.load_from is not None and ptq_start and not float_control:
         start.load_from = osp.join(work_dir, PTQ_START)
         calibrate_start(inputs, adapter, checkpoint, start.load_from, calib_batches, method,
-                        calib_split, per_layer_amax, bias_correction)
+                        calib_split, per_layer_amax, bias_correction, learn_ranges, range_steps)
         start.message += f', calibrated into {start.load_from}'
     start.apply(qat_cfg)
     print_log(f'QAT: {start.message}', logger='current')

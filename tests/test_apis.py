@@ -144,22 +144,23 @@ def test_sensitivity_with_per_layer_amax_starts_from_the_ptq_it_gives(tiny, tmp_
         dict(sole.rows)['PTQ (mse)'][key])
 
 
-def test_qat_with_per_layer_amax_trains_from_the_model_ptq_gives(tiny, tmp_path):
+def test_qat_with_the_ptq_algorithms_trains_from_the_model_ptq_gives(tiny, tmp_path):
+    algorithms = dict(per_layer_amax=1, bias_correction=True, learn_ranges=1, range_steps=5)
     ptq = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'p.pth'),
-                   calib_batches=1, skip_layers=[], bootstrap_rounds=0, per_layer_amax=1,
-                   bias_correction=True)
+                   calib_batches=1, skip_layers=[], bootstrap_rounds=0, **algorithms)
     qat = apis.qat(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'qat'),
                    epochs=1, calib_batches=1, lr=1e-4, skip_layers=[], bootstrap_rounds=0,
-                   per_layer_amax=1, bias_correction=True)
+                   **algorithms)
     start = torch.load(tmp_path / 'qat' / PTQ_START, weights_only=False)
     ptq_saved = torch.load(ptq.checkpoints['mse'], weights_only=False)
     assert start['meta']['calibration'] == ptq_saved['meta']['calibration']
+    assert start['meta']['calibration']['learned_ranges']['steps'] == 5
     assert all(torch.equal(start['state_dict'][key], value)
                for key, value in ptq_saved['state_dict'].items())  # corrected biases too
     trained = torch.load(qat.checkpoint, weights_only=False)
     assert trained['meta']['calibration']['per_layer_amax'] == \
         start['meta']['calibration']['per_layer_amax']
-    # ranges fixed through QAT: every amax is the one the search chose; the weights trained
+    # ranges fixed through QAT: every amax is the one PTQ left; the weights trained
     for name, amax in ptq.amax.items():
         if 'input_quantizer' in name:
             assert torch.equal(trained['state_dict'][f'{name}.amax'], amax), name

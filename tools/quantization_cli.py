@@ -50,6 +50,13 @@ def _add_common(sub, adapter: ModelAdapter, verb: str):
                          if adapter.importance else '') + ' (0: --method\'s for every layer)'
                      + ('; QAT starts from that PTQ model' if verb == 'qat' else ''))
     if verb != 'sensitivity':
+        sub.add_argument('--learn-ranges', type=int, default=0, metavar='BATCHES',
+                         help='train every activation amax on this many calibration batches so '
+                         'that the model\'s output matches the float model\'s (after '
+                         '--per-layer-amax; 0: off)' + ('; QAT starts from that PTQ model'
+                                                        if verb == 'qat' else ''))
+        sub.add_argument('--range-steps', type=int, default=RANGE_STEPS,
+                         help='optimizer steps of --learn-ranges')
         sub.add_argument('--bias-correction', action=argparse.BooleanOptionalAction,
                          default=None, help='correct each layer\'s bias by its mean output '
                          'shift on the calibration batches; unset: '
@@ -78,12 +85,6 @@ def build_parser(adapter: ModelAdapter) -> ToolArgumentParser:
             sub.add_argument('--adaround', type=int, default=0, metavar='BATCHES',
                              help='learn the weights\' rounding (AdaRound) on this many '
                              'calibration batches (0: nearest rounding)')
-            sub.add_argument('--learn-ranges', type=int, default=0, metavar='BATCHES',
-                             help='train every activation amax on this many calibration '
-                             'batches so that the model\'s output matches the float model\'s '
-                             '(after --per-layer-amax; 0: off)')
-            sub.add_argument('--range-steps', type=int, default=RANGE_STEPS,
-                             help='optimizer steps of --learn-ranges')
         if verb == 'sensitivity':
             sub.add_argument('--budget', type=float, default=0.3,
                              help=f'{adapter.metric_key} points the skip list may lose')
@@ -162,6 +163,7 @@ def run(argv: Optional[Sequence[str]], adapter: ModelAdapter):
                      amp=args.amp, seed=args.seed, bootstrap_rounds=args.bootstrap_rounds,
                      learn_amax=args.learn_amax, per_layer_amax=args.per_layer_amax,
                      bias_correction=args.bias_correction, float_control=args.float_control,
+                     learn_ranges=args.learn_ranges, range_steps=args.range_steps,
                      **_common(args))
         say(result.table())
         say(f'checkpoints in {args.output} (resume with --resume)')
