@@ -56,9 +56,11 @@ def test_ptq_and_sensitivity(tiny_roads, capsys):
     output = str(tiny_roads['folder'] / 'ptq.pth')
     assert run([
         'ptq', '--config', tiny_roads['config'], '--checkpoint', tiny_roads['checkpoint'],
-        '--calib-batches', '1', '--method', 'max', '--output', output
+        '--calib-batches', '1', '--method', 'max', '--output', output, '--learn-ranges', '1',
+        '--range-steps', '3'
     ]) == 0
-    assert '| PTQ (max) |' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert '| PTQ (max) |' in printed and 'learned ranges: distance to float' in printed
     from projects.SceneSeg import SceneSegModel
     fresh = SceneSegModel(width_mult=0.25, decoder_scale=16, context_grid=(2, 4))
     load_quantized_checkpoint(fresh, output)
