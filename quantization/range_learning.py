@@ -18,6 +18,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
+import torch.nn.functional as F
 from mmengine.dist import all_reduce
 from torch import nn
 from tqdm import tqdm
@@ -63,6 +64,15 @@ def relative_squared_error(got: Any, want: Any) -> torch.Tensor:
         raise ValueError('the watched module returned no tensors')
     errors = [((g - w)**2).mean() / (w**2).mean().clamp_min(1e-12) for g, w in pairs]
     return torch.stack(errors).mean()
+
+
+def softmax_kl(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+    """``KL(softmax(want) || softmax(got))`` over the class axis 1 of (N, C, ...) logits, mean
+    over the other positions: the prediction difference of a classifier or segmenter, which
+    counts where the classes compete and not the size of logits that no decision reads."""
+    log_want = F.log_softmax(want, dim=1)
+    log_got = F.log_softmax(got, dim=1)
+    return (log_want.exp() * (log_want - log_got)).sum(1).mean()
 
 
 def learnable_quantizers(model: nn.Module) -> Dict[str, TensorQuantizer]:

@@ -2,13 +2,15 @@
 calibrated ranges back when training made things worse, and leave the model as it found it."""
 import copy
 import itertools
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from quantization import CalibrationManager, QuantRecipe
-from quantization.range_learning import learn_ranges, learnable_quantizers, relative_squared_error
+from quantization.range_learning import (learn_ranges, learnable_quantizers, relative_squared_error,
+                                         softmax_kl)
 
 
 def heavy_tailed(n: int, seed: int) -> torch.Tensor:
@@ -93,3 +95,13 @@ def test_bad_arguments_are_named():
         learn_ranges(model, [], 1, '')
     with pytest.raises(AttributeError):
         learn_ranges(model, batches, 1, 'head')
+
+
+def test_softmax_kl_by_hand():
+    # (1, 2 classes, 2 positions): the first position predicts (0.75, 0.25) where float says
+    # (0.5, 0.5); the second agrees. KL = 0.5 ln(0.5 / 0.75) + 0.5 ln(0.5 / 0.25), halved.
+    want = torch.zeros(1, 2, 2)
+    got = torch.tensor([[[math.log(3), 0.0], [0.0, 0.0]]])
+    expected = (0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)) / 2
+    assert float(softmax_kl(got, want)) == pytest.approx(expected, rel=1e-6)
+    assert float(softmax_kl(want + 7.0, want)) == pytest.approx(0, abs=1e-7)  # shifts are free

@@ -5,6 +5,7 @@ the bias-corrected MSE PTQ model. On the 900 test images both meet their goals
 (docs/sceneseg.md).
 """
 from apis import ModelAdapter
+from quantization.range_learning import softmax_kl
 from .recipe import (DEFAULT_CALIB_METHOD, DEFAULT_SKIP_LAYERS, QAT_CALIB_METHOD, check_sceneseg,
                      sceneseg_recipe)
 
@@ -19,4 +20,5 @@ SCENESEG = ModelAdapter(
     qat_bias_correction=True,
     qat_method=QAT_CALIB_METHOD,
     table_prefix='sceneseg/pooled/',
-    output_module='SceneSegHead')
+    output_module='SceneSegHead',
+    output_distance=softmax_kl)
