@@ -30,6 +30,18 @@ def default_forward(model: nn.Module, batch) -> Any:
     return model(batch)
 
 
+class StopForward(Exception):
+    """Raised by a hook that has what it needs: the rest of the forward is not run."""
+
+
+def forward_until_stopped(model: nn.Module, batch, forward_fn: ForwardFn) -> None:
+    """``forward_fn(model, batch)``, ended early where a hook raised :class:`StopForward`."""
+    try:
+        forward_fn(model, batch)
+    except StopForward:
+        pass
+
+
 @torch.no_grad()
 def run_batches(model: nn.Module, data: Iterable, num_batches: int,
                 forward_fn: Optional[ForwardFn] = None,

@@ -23,7 +23,8 @@ from mmengine.dist import all_reduce
 from torch import nn
 
 from .calib import HistogramCalibrator
-from .calibration import ForwardFn, default_forward, run_batches
+from .calibration import (ForwardFn, StopForward, default_forward, forward_until_stopped,
+                          run_batches)
 from .descriptor import AMAX_METHODS
 from .toggle import enabled_state, name_matches, restore_enabled_state, set_all_quantizers
 
@@ -95,10 +96,6 @@ def float_layer_inputs(model: nn.Module, layers: Dict[str, nn.Module], data: Ite
     return {name: [args for _, args in layer_calls] for name, layer_calls in calls.items()}
 
 
-class _Reached(Exception):
-    """Raised by the hook that captured a layer's input: the rest of the forward is not needed."""
-
-
 @torch.no_grad()
 def quantized_layer_inputs(model: nn.Module, layer: nn.Module, batches: Sequence,
                            forward_fn: ForwardFn) -> List[tuple]:
@@ -108,15 +105,12 @@ def quantized_layer_inputs(model: nn.Module, layer: nn.Module, batches: Sequence
 
     def capture(_, args):
         captured.append(tuple(a.detach() for a in args))
-        raise _Reached
+        raise StopForward
 
     handle = layer.register_forward_pre_hook(capture)
     try:
         for batch in batches:
-            try:
-                forward_fn(model, batch)
-            except _Reached:
-                pass
+            forward_until_stopped(model, batch, forward_fn)
     finally:
         handle.remove()
     return captured

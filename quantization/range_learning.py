@@ -23,8 +23,7 @@ from mmengine.dist import all_reduce
 from torch import nn
 from tqdm import tqdm
 
-from .calibration import ForwardFn, default_forward
-from .method_choice import _Reached
+from .calibration import ForwardFn, StopForward, default_forward, forward_until_stopped
 from .tensor_quantizer import TensorQuantizer
 from .toggle import enabled_state, named_quantizers, restore_enabled_state, set_all_quantizers
 
@@ -91,13 +90,11 @@ def module_output(model: nn.Module, module: nn.Module, batch, forward_fn: Forwar
 
     def capture(_, __, output):
         captured.append(output)
-        raise _Reached
+        raise StopForward
 
     handle = module.register_forward_hook(capture)
     try:
-        forward_fn(model, batch)
-    except _Reached:
-        pass
+        forward_until_stopped(model, batch, forward_fn)
     finally:
         handle.remove()
     if not captured:
