@@ -139,6 +139,17 @@ def fit_ranges(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
     return result
 
 
+def fit_ranges_last(inputs: QuantInputs, adapter: ModelAdapter, batches: int, steps: int,
+                    bias_correction: bool, calib_batches: int) -> RangeLearningResult:
+    """The learned ranges as the last step: the biases corrected first (on ``calib_batches``),
+    so the ranges answer for the final weights and biases. Corrected after them, each layer's
+    bias undoes what the ranges learned together (SceneSeg: 90.99 mIoU without, 46.82 with
+    the correction after)."""
+    if bias_correction:
+        correct_biases(inputs, calib_batches)
+    return fit_ranges(inputs, adapter, batches, steps)
+
+
 def check_range_learning(adapter: ModelAdapter, batches: int, steps: int) -> None:
     """``--learn-ranges`` / ``--range-steps``, before any heavy work."""
     check_non_negative({'learn_ranges': batches}, 'learn_ranges')
@@ -204,9 +215,9 @@ def ptq(config: Union[str, Config],
     input amax searched on this many calibration batches (0: the method's) among the methods'
     and :data:`AMAX_GRID` fractions of max's, by its output error weighted by the adapter's
     ``importance``; needs one method (for the quantizers it does not choose). ``learn_ranges``:
-    then every activation amax trained for ``range_steps`` on this many calibration batches, so
-    the adapter's ``output_module`` matches the float model's (:func:`fit_ranges`); one method
-    too."""
+    last (after AdaRound and bias correction, :func:`fit_ranges_last`), every activation amax
+    trained for ``range_steps`` on this many calibration batches, so the adapter's
+    ``output_module`` matches the float model's (:func:`fit_ranges`); one method too."""
     methods = check_methods(methods or [adapter.method_for('ptq')])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround,
@@ -230,17 +241,21 @@ def ptq(config: Union[str, Config],
     rows, evaluations = [('float', metrics)], {'float': frames}
     seen = calibrate(inputs, calib_batches, methods[0])
     choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
-    ranges = fit_ranges(inputs, adapter, learn_ranges, range_steps) if learn_ranges else None
     if adaround:
         set_random_seed(0)
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())
+    ranges = None
+    if learn_ranges:
+        ranges = fit_ranges_last(inputs, adapter, learn_ranges, range_steps, bias_correction,
+                                 calib_batches)
+    correct_each = bias_correction and not learn_ranges
     manager = CalibrationManager(inputs.model, progress=False) if len(methods) > 1 else None
-    biases = layer_biases(inputs.model) if bias_correction else None
+    biases = layer_biases(inputs.model) if correct_each else None
     checkpoints = {}
     for method in methods:
         if manager is not None and method != methods[0]:
             manager.compute_amax(method)  # the histograms of the one calibration pass
-        if bias_correction:
+        if correct_each:
             restore_biases(inputs.model, biases)  # each method corrects the calibrated biases
             correct_biases(inputs, calib_batches)
         name = f'PTQ ({method})'

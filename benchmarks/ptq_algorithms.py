@@ -25,7 +25,7 @@ from mmengine.runner import set_random_seed  # noqa: E402
 
 from apis.inputs import load_inputs  # noqa: E402
 from apis.ptq import (RANGE_STEPS, calibrate, choose_amax, correct_biases,  # noqa: E402
-                      draw_intervals, evaluate, fit_ranges)
+                      draw_intervals, evaluate, fit_ranges_last)
 from quantization.adaround import adaround  # noqa: E402
 from quantization.descriptor import AMAX_METHODS  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
@@ -37,7 +37,7 @@ MODELS = {
                  'projects/SceneSeg/checkpoints/sceneseg_synthetic_small.pth'),
 }
 #: name -> the algorithms it runs, in this order: equalization, calibration (always), per-layer
-#: amax (or its sequential search), learned ranges, AdaRound, bias correction
+#: amax (or its sequential search), AdaRound, bias correction, learned ranges
 VARIANTS = {
     'one method': (),
     'equalization': ('equalize', ),
@@ -84,12 +84,13 @@ def run_variant(args, adapter, algorithms):
     choices = []
     if 'choice' in algorithms or 'sequential' in algorithms:
         choices = choose_amax(inputs, adapter, args.choice_batches, 'sequential' in algorithms)
-    if 'ranges' in algorithms:
-        fit_ranges(inputs, adapter, args.range_batches, args.range_steps)
     if 'adaround' in algorithms:
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)
-    if 'bias' in algorithms:
+    if 'ranges' in algorithms:  # last, as ptq runs them
+        fit_ranges_last(inputs, adapter, args.range_batches, args.range_steps,
+                        'bias' in algorithms, args.calib_batches)
+    elif 'bias' in algorithms:
         correct_biases(inputs, args.calib_batches)
     seconds = time.perf_counter() - start
     _, frames = evaluate(inputs)
