@@ -115,6 +115,19 @@ def test_ptq_learn_ranges_saves_the_learned_amax_and_records_the_distances(tiny,
         assert saved['state_dict'][f'{name}.amax'].item() == pytest.approx(after)
         moved += after != pytest.approx(before, rel=1e-3)
     assert len(ranges.amax) == 26 and moved > 13  # every activation range, most of them moved
+    # with bias correction, the biases are corrected first, on the calibrated ranges: the
+    # same biases as bias correction alone gives
+    corrected = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'b.pth'),
+                         ['max'], calib_batches=1, skip_layers=[], bootstrap_rounds=0,
+                         bias_correction=True)
+    both = apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'r.pth'),
+                    ['max'], calib_batches=1, skip_layers=[], bootstrap_rounds=0,
+                    bias_correction=True, learn_ranges=1, range_steps=5)
+    biases = [torch.load(r.checkpoints['max'], weights_only=False)['state_dict']
+              for r in (corrected, both)]
+    bias_keys = [k for k in biases[0] if k.endswith('.bias')]
+    assert len(bias_keys) > 20
+    assert all(torch.equal(biases[0][k], biases[1][k]) for k in bias_keys)
     with pytest.raises(UserError, match='--learn-ranges sets each layer'):
         apis.ptq(tiny['cfg'], tiny['checkpoint'], CENTERPOINT, str(tmp_path / 'q.pth'),
                  methods=['mse', 'max'], learn_ranges=1)
