@@ -29,8 +29,8 @@ from .user_input import check_non_negative, check_positive
 
 #: fractions k / AMAX_GRID of max's amax that the per-layer search tries besides the methods'
 AMAX_GRID = 20
-#: Adam steps of ``--learn-ranges`` unless told (about 5 per second for the small CenterPoint on
-#: 2 cores)
+#: Adam steps of ``--learn-ranges`` unless told (about 4 per second for the small models on 2
+#: cores)
 RANGE_STEPS = 600
 
 
@@ -123,11 +123,16 @@ def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
                                unweighted=adapter.unweighted_layers, sequential=sequential)
 
 
-def fit_ranges(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
-               steps: int = RANGE_STEPS) -> RangeLearningResult:
-    """Every activation amax trained for ``steps`` on ``batches`` calibration batches so that
-    the adapter's ``output_module`` matches the float model's (:func:`learn_ranges`), seeded so
-    augmented batches are the same in every run."""
+def fit_ranges(inputs: QuantInputs, adapter: ModelAdapter, batches: int, steps: int,
+               bias_correction: bool, calib_batches: int) -> RangeLearningResult:
+    """The learned ranges, as the last step of PTQ: the biases corrected first (on
+    ``calib_batches``, when asked), then every activation amax trained for ``steps`` on
+    ``batches`` calibration batches so that the adapter's ``output_module`` matches the float
+    model's (:func:`learn_ranges`), seeded so augmented batches are the same in every run.
+    Corrected after the ranges, each layer's bias undoes what they learned together (SceneSeg:
+    90.99 mIoU without, 46.82 with the correction after)."""
+    if bias_correction:
+        correct_biases(inputs, calib_batches)
     set_random_seed(0)
     result = learn_ranges(inputs.model, inputs.calib_loader, batches, adapter.output_module,
                           steps, distance_fn=adapter.output_distance,
@@ -137,17 +142,6 @@ def fit_ranges(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
               f'{"" if result.kept else " (not lower: calibrated ranges kept)"}',
               logger='current')
     return result
-
-
-def fit_ranges_last(inputs: QuantInputs, adapter: ModelAdapter, batches: int, steps: int,
-                    bias_correction: bool, calib_batches: int) -> RangeLearningResult:
-    """The learned ranges as the last step: the biases corrected first (on ``calib_batches``),
-    so the ranges answer for the final weights and biases. Corrected after them, each layer's
-    bias undoes what the ranges learned together (SceneSeg: 90.99 mIoU without, 46.82 with
-    the correction after)."""
-    if bias_correction:
-        correct_biases(inputs, calib_batches)
-    return fit_ranges(inputs, adapter, batches, steps)
 
 
 def check_range_learning(adapter: ModelAdapter, batches: int, steps: int) -> None:
@@ -215,9 +209,9 @@ def ptq(config: Union[str, Config],
     input amax searched on this many calibration batches (0: the method's) among the methods'
     and :data:`AMAX_GRID` fractions of max's, by its output error weighted by the adapter's
     ``importance``; needs one method (for the quantizers it does not choose). ``learn_ranges``:
-    last (after AdaRound and bias correction, :func:`fit_ranges_last`), every activation amax
+    last (after AdaRound and bias correction, :func:`fit_ranges`), every activation amax
     trained for ``range_steps`` on this many calibration batches, so the adapter's
-    ``output_module`` matches the float model's (:func:`fit_ranges`); one method too."""
+    ``output_module`` matches the float model's; one method too."""
     methods = check_methods(methods or [adapter.method_for('ptq')])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround,
@@ -246,8 +240,8 @@ def ptq(config: Union[str, Config],
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())
     ranges = None
     if learn_ranges:
-        ranges = fit_ranges_last(inputs, adapter, learn_ranges, range_steps, bias_correction,
-                                 calib_batches)
+        ranges = fit_ranges(inputs, adapter, learn_ranges, range_steps, bias_correction,
+                            calib_batches)
     correct_each = bias_correction and not learn_ranges
     manager = CalibrationManager(inputs.model, progress=False) if len(methods) > 1 else None
     biases = layer_biases(inputs.model) if correct_each else None

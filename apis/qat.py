@@ -20,7 +20,7 @@ from .adapter import ModelAdapter
 from .inputs import QuantInputs, load_inputs
 from .launcher import distributed_runner_cfg, init_launcher
 from .ptq import (RANGE_STEPS, calibrate, calibration_meta, check_methods, check_range_learning,
-                  choose_amax, correct_biases, draw_intervals, evaluate, fit_ranges_last)
+                  choose_amax, correct_biases, draw_intervals, evaluate, fit_ranges)
 from .results import metric_keys, metrics_table
 from .user_input import check_non_negative, check_positive
 
@@ -81,8 +81,8 @@ def calibrate_start(inputs: QuantInputs, adapter: ModelAdapter, checkpoint: str,
     choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
     ranges = None
     if learn_ranges:
-        ranges = fit_ranges_last(inputs, adapter, learn_ranges, range_steps, bias_correction,
-                                 calib_batches)
+        ranges = fit_ranges(inputs, adapter, learn_ranges, range_steps, bias_correction,
+                            calib_batches)
     elif bias_correction:
         correct_biases(inputs, calib_batches)
     if is_main_process():

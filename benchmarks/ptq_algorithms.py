@@ -25,7 +25,7 @@ from mmengine.runner import set_random_seed  # noqa: E402
 
 from apis.inputs import load_inputs  # noqa: E402
 from apis.ptq import (RANGE_STEPS, calibrate, choose_amax, correct_biases,  # noqa: E402
-                      draw_intervals, evaluate, fit_ranges_last)
+                      draw_intervals, evaluate, fit_ranges)
 from quantization.adaround import adaround  # noqa: E402
 from quantization.descriptor import AMAX_METHODS  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
@@ -88,8 +88,8 @@ def run_variant(args, adapter, algorithms):
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)
     if 'ranges' in algorithms:  # last, as ptq runs them
-        fit_ranges_last(inputs, adapter, args.range_batches, args.range_steps,
-                        'bias' in algorithms, args.calib_batches)
+        fit_ranges(inputs, adapter, args.range_batches, args.range_steps, 'bias' in algorithms,
+                   args.calib_batches)
     elif 'bias' in algorithms:
         correct_biases(inputs, args.calib_batches)
     seconds = time.perf_counter() - start
