@@ -1,5 +1,6 @@
 """Learned activation ranges: reach a brute-force search's optimum on a toy model, put the
-calibrated ranges back when training made things worse, and leave the model as it found it."""
+calibrated ranges back when training made things worse, and leave the model as it found it;
+the prediction-difference distance by hand."""
 import copy
 import itertools
 import math
