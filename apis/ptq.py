@@ -123,22 +123,25 @@ def choose_amax(inputs: QuantInputs, adapter: ModelAdapter, batches: int,
                                unweighted=adapter.unweighted_layers, sequential=sequential)
 
 
-def fit_ranges(inputs: QuantInputs, adapter: ModelAdapter, batches: int, steps: int,
-               bias_correction: bool, calib_batches: int) -> RangeLearningResult:
-    """The learned ranges, as the last step of PTQ: the biases corrected first (on
-    ``calib_batches``, when asked), then every activation amax trained for ``steps`` on
-    ``batches`` calibration batches so that the adapter's ``output_module`` matches the float
-    model's (:func:`learn_ranges`), seeded so augmented batches are the same in every run.
-    Corrected after the ranges, each layer's bias undoes what they learned together (SceneSeg:
-    90.99 mIoU without, 46.82 with the correction after)."""
+def correct_and_learn_ranges(inputs: QuantInputs, adapter: ModelAdapter, calib_batches: int,
+                             bias_correction: bool, range_batches: int,
+                             range_steps: int = RANGE_STEPS) -> Optional[RangeLearningResult]:
+    """The last steps of PTQ, in this order: the biases corrected on ``calib_batches`` (when
+    asked), then, for ``range_batches`` > 0, every activation amax trained for ``range_steps``
+    on that many calibration batches so that the adapter's ``output_module`` matches the float
+    model's (:func:`learn_ranges`; None without). Seeded, so augmented batches are the same in
+    every run. Corrected after the ranges, each layer's bias undoes what they learned together
+    (SceneSeg: 90.99 mIoU without, 46.82 with the correction after)."""
     if bias_correction:
         correct_biases(inputs, calib_batches)
+    if not range_batches:
+        return None
     set_random_seed(0)
-    result = learn_ranges(inputs.model, inputs.calib_loader, batches, adapter.output_module,
-                          steps, distance_fn=adapter.output_distance,
-                          progress=is_main_process())
-    print_log(f'learned ranges on {result.batches} batches, {steps} steps: distance to float '
-              f'{result.loss_before:.4g} -> {result.loss_after:.4g}'
+    result = learn_ranges(inputs.model, inputs.calib_loader, range_batches,
+                          adapter.output_module, range_steps,
+                          distance_fn=adapter.output_distance, progress=is_main_process())
+    print_log(f'learned ranges on {result.batches} batches, {range_steps} steps: distance to '
+              f'float {result.loss_before:.4g} -> {result.loss_after:.4g}'
               f'{"" if result.kept else " (not lower: calibrated ranges kept)"}',
               logger='current')
     return result
@@ -209,9 +212,9 @@ def ptq(config: Union[str, Config],
     input amax searched on this many calibration batches (0: the method's) among the methods'
     and :data:`AMAX_GRID` fractions of max's, by its output error weighted by the adapter's
     ``importance``; needs one method (for the quantizers it does not choose). ``learn_ranges``:
-    last (after AdaRound and bias correction, :func:`fit_ranges`), every activation amax
-    trained for ``range_steps`` on this many calibration batches, so the adapter's
-    ``output_module`` matches the float model's; one method too."""
+    last (after AdaRound and bias correction, :func:`correct_and_learn_ranges`), every
+    activation amax trained for ``range_steps`` on this many calibration batches, so the
+    adapter's ``output_module`` matches the float model's; one method too."""
     methods = check_methods(methods or [adapter.method_for('ptq')])
     check_positive({'calib_batches': calib_batches}, 'calib_batches')
     check_non_negative({'bootstrap_rounds': bootstrap_rounds, 'adaround': adaround,
@@ -240,9 +243,9 @@ def ptq(config: Union[str, Config],
         adaround_weights(inputs.model, inputs.calib_loader, adaround, progress=is_main_process())
     ranges = None
     if learn_ranges:
-        ranges = fit_ranges(inputs, adapter, learn_ranges, range_steps, bias_correction,
-                            calib_batches)
-    correct_each = bias_correction and not learn_ranges
+        ranges = correct_and_learn_ranges(inputs, adapter, calib_batches, bias_correction,
+                                          learn_ranges, range_steps)
+    correct_each = bias_correction and not learn_ranges  # else once, before the ranges
     manager = CalibrationManager(inputs.model, progress=False) if len(methods) > 1 else None
     biases = layer_biases(inputs.model) if correct_each else None
     checkpoints = {}

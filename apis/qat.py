@@ -20,7 +20,7 @@ from .adapter import ModelAdapter
 from .inputs import QuantInputs, load_inputs
 from .launcher import distributed_runner_cfg, init_launcher
 from .ptq import (RANGE_STEPS, calibrate, calibration_meta, check_methods, check_range_learning,
-                  choose_amax, correct_biases, draw_intervals, evaluate, fit_ranges)
+                  choose_amax, correct_and_learn_ranges, draw_intervals, evaluate)
 from .results import metric_keys, metrics_table
 from .user_input import check_non_negative, check_positive
 
@@ -79,12 +79,8 @@ def calibrate_start(inputs: QuantInputs, adapter: ModelAdapter, checkpoint: str,
     written."""
     seen = calibrate(inputs, calib_batches, method)
     choices = choose_amax(inputs, adapter, per_layer_amax) if per_layer_amax else []
-    ranges = None
-    if learn_ranges:
-        ranges = fit_ranges(inputs, adapter, learn_ranges, range_steps, bias_correction,
-                            calib_batches)
-    elif bias_correction:
-        correct_biases(inputs, calib_batches)
+    ranges = correct_and_learn_ranges(inputs, adapter, calib_batches, bias_correction,
+                                      learn_ranges, range_steps)
     if is_main_process():
         save_quantized_checkpoint(
             inputs.model, path, inputs.recipe,

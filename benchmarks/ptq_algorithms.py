@@ -24,8 +24,8 @@ import torch  # noqa: E402
 from mmengine.runner import set_random_seed  # noqa: E402
 
 from apis.inputs import load_inputs  # noqa: E402
-from apis.ptq import (RANGE_STEPS, calibrate, choose_amax, correct_biases,  # noqa: E402
-                      draw_intervals, evaluate, fit_ranges)
+from apis.ptq import (RANGE_STEPS, calibrate, choose_amax,  # noqa: E402
+                      correct_and_learn_ranges, draw_intervals, evaluate)
 from quantization.adaround import adaround  # noqa: E402
 from quantization.descriptor import AMAX_METHODS  # noqa: E402
 from quantization.calibration import default_forward  # noqa: E402
@@ -87,11 +87,9 @@ def run_variant(args, adapter, algorithms):
     if 'adaround' in algorithms:
         set_random_seed(0)
         adaround(inputs.model, inputs.calib_loader, args.choice_batches)
-    if 'ranges' in algorithms:  # last, as ptq runs them
-        fit_ranges(inputs, adapter, args.range_batches, args.range_steps, 'bias' in algorithms,
-                   args.calib_batches)
-    elif 'bias' in algorithms:
-        correct_biases(inputs, args.calib_batches)
+    correct_and_learn_ranges(inputs, adapter, args.calib_batches, 'bias' in algorithms,
+                             args.range_batches if 'ranges' in algorithms else 0,
+                             args.range_steps)  # last, as ptq runs them
     seconds = time.perf_counter() - start
     _, frames = evaluate(inputs)
     return frames, seconds, choices
